@@ -1,0 +1,22 @@
+"""The bridge's own exception roots (protocol-level errors live with their layer).
+
+::
+
+    BridgeError
+    ├── ConfigError        a configuration mistake; str() names file, line, key and fix
+    └── SetupError         something an operator must fix before the bridge can run
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    pass
+
+
+class ConfigError(BridgeError):
+    pass
+
+
+class SetupError(BridgeError):
+    pass
