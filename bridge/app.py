@@ -1,0 +1,432 @@
+"""Composition root: builds the store, Graph apps, per-account backends and sync engines,
+the IMAP, SMTP and HTTP listeners; runs them; stops them cleanly.
+
+Lifecycle of ``serve``: load config → logging → open the store → start listeners (so
+clients can connect at once; an account that is still syncing answers from what is
+cached) → start every account's sync in the background → READY=1 to systemd → wait for
+SIGTERM/SIGINT (graceful stop: ``* BYE`` to IMAP clients, SMTP sessions finish their
+current reply) or SIGHUP (reload: re-read the config for logging and sync settings and
+pick up accounts added with the CLI).
+
+This module may import everything; nothing imports it except ``bridge.cli``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.backend.events import EventBus
+from bridge.backend.protocol import MailBackend
+from bridge.backend.remote import Remote, RemoteAuthError, RemoteError
+from bridge.backend.types import AccountIdentity
+from bridge.config import (
+    Config,
+    is_loopback_host,
+    load_config,
+    plaintext_auth_allowed,
+    secret_box,
+)
+from bridge.graph import GraphApp, cloud_by_name
+from bridge.graph import AppCredentials as GraphCredentials
+from bridge.logsetup import register_secret, setup_logging
+from bridge.sdnotify import Notifier
+from bridge.secrets import verify_password_or_dummy
+from bridge.store import Store
+from bridge.store import accounts as acct
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "bridge.db"
+
+
+def graph_app_for(config: Config, creds: acct.AppCredentials) -> GraphApp:
+    """A GraphApp for a stored app registration (secrets already unsealed)."""
+    app = creds.app
+    cloud = cloud_by_name(
+        app.cloud, login_url=app.login_url, graph_url=app.graph_url, ca_file=app.ca_file
+    )
+    for secret in (creds.client_secret, creds.certificate_key_pem):
+        register_secret(secret)
+    credentials = GraphCredentials(
+        tenant_id=app.tenant_id,
+        client_id=app.client_id,
+        client_secret=creds.client_secret,
+        certificate_pem=creds.certificate_key_pem,
+        certificate_thumbprint=creds.certificate_thumbprint,
+    )
+    return GraphApp(
+        cloud,
+        credentials,
+        max_concurrency_per_mailbox=config.sync.max_concurrency_per_mailbox,
+        budget_per_window=config.sync.request_budget,
+        budget_window=config.sync.request_budget_window,
+    )
+
+
+@dataclass(slots=True)
+class AccountRuntime:
+    """Everything alive for one account while the bridge runs."""
+
+    account: acct.Account
+    identity: AccountIdentity
+    remote: Remote
+    backend: MailBackend
+    engine: Any
+    bus: EventBus
+
+
+@dataclass(slots=True)
+class _Pending:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    runtime: AccountRuntime | None = None
+
+
+class Bridge:
+    """The running bridge's accounts: authentication, backends, senders, sync engines.
+
+    Implements the IMAP ``Authenticator`` and the SMTP ``SubmissionDirectory``.
+    """
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.sealer = secret_box(config)
+        self._apps: dict[str, GraphApp] = {}
+        self._app_lock = asyncio.Lock()
+        self._accounts: dict[str, _Pending] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._blobs: Any = None
+
+    # -- Graph apps --------------------------------------------------------------------
+    async def graph_app(self, app_id: str) -> GraphApp:
+        async with self._app_lock:
+            app = self._apps.get(app_id)
+            if app is None:
+                creds = await acct.fetch_app_credentials(self.store, app_id, self.sealer)
+                app = graph_app_for(self.config, creds)
+                self._apps[app_id] = app
+            return app
+
+    # -- accounts ----------------------------------------------------------------------
+    async def runtime(self, account: acct.Account) -> AccountRuntime:
+        """The account's live backend, created (and its sync started) on first use."""
+        pending = self._accounts.setdefault(account.id, _Pending())
+        async with pending.lock:
+            if pending.runtime is None:
+                pending.runtime = await self._open_account(account)
+            return pending.runtime
+
+    async def _open_account(self, account: acct.Account) -> AccountRuntime:
+        from bridge.backend.cached import open_cached_backend
+
+        graph = await self.graph_app(account.app_id)
+        try:
+            mailbox = await graph.resolve_mailbox(account.mailbox_id or account.auth_user)
+        except RemoteError as exc:
+            state = (
+                acct.AccountState.AUTHENTICATION_ERROR
+                if isinstance(exc, RemoteAuthError)
+                else acct.AccountState.CONNECT_ERROR
+            )
+            await acct.record_state(self.store, account.id, state, str(exc))
+            raise
+        if account.mailbox_id != mailbox.id:
+            account = await self.store.write(
+                lambda db: acct.set_mailbox_id(db, account.id, mailbox.id)
+            )
+        remote = graph.remote(mailbox)
+        identity = AccountIdentity(
+            account_id=account.id,
+            login=account.login,
+            email=account.email,
+            send_as=account.send_as,
+        )
+        bus = EventBus()
+
+        async def on_state(state: str, error: str | None) -> None:
+            await acct.record_state(self.store, account.id, acct.AccountState(state), error)
+
+        backend, engine = await open_cached_backend(
+            store=self.store,
+            blobs=self.blobs,
+            remote=remote,
+            identity=identity,
+            bus=bus,
+            config=self.config.sync,
+            on_state=on_state,
+        )
+        await engine.start()
+        log.info("account ready", extra={"account": account.id, "login": account.login})
+        return AccountRuntime(account, identity, remote, backend, engine, bus)
+
+    @property
+    def blobs(self) -> Any:
+        if self._blobs is None:
+            from bridge.store.blobs import BlobCache
+
+            self._blobs = BlobCache(
+                self.config.state_dir / "blobs",
+                max_bytes=self.config.sync.body_cache_mb * 1024 * 1024,
+            )
+        return self._blobs
+
+    async def start_all(self) -> None:
+        """Start every account's sync in the background; failures are per account."""
+        for account in await acct.fetch_accounts(self.store):
+            self._spawn(self._start_one(account))
+
+    async def _start_one(self, account: acct.Account) -> None:
+        try:
+            await self.runtime(account)
+        except RemoteError as exc:
+            log.warning("account cannot start: %s", exc, extra={"account": account.id})
+        except Exception:
+            log.exception("account failed to start", extra={"account": account.id})
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- Authenticator (IMAP) ------------------------------------------------------------
+    async def _login(self, login: str, password: str) -> acct.Account | None:
+        return await acct.authenticate(self.store, login, password, verify=verify_password_or_dummy)
+
+    async def authenticate(self, login: str, password: str, peer: str) -> MailBackend | None:
+        account = await self._login(login, password)
+        if account is None:
+            return None
+        return (await self.runtime(account)).backend
+
+    # -- SubmissionDirectory (SMTP) ----------------------------------------------------
+    async def authenticate_submitter(
+        self, login: str, password: str, peer: str
+    ) -> AccountIdentity | None:
+        account = await self._login(login, password)
+        if account is None:
+            return None
+        return (await self.runtime(account)).identity
+
+    def sender_remote_for(self, identity: AccountIdentity, address: str) -> Remote | None:
+        """Own address → own mailbox; a send-as address that is another configured
+        account's mailbox → that mailbox's Remote (its Sent Items); else None."""
+        wanted = address.casefold()
+        own = self._live(identity.account_id)
+        if own is None:
+            return None
+        if wanted == identity.email.casefold():
+            return own.remote
+        if wanted not in {a.casefold() for a in identity.send_as}:
+            return None
+        for pending in self._accounts.values():
+            runtime = pending.runtime
+            if runtime is not None and runtime.identity.email.casefold() == wanted:
+                return runtime.remote
+        # Allowed to send as an address with no account of its own (an alias or a
+        # group): send through the own mailbox with that From:, Exchange enforces
+        # Send As rights.
+        return own.remote
+
+    def submission_directory(self) -> _SubmissionDirectory:
+        return _SubmissionDirectory(self)
+
+    def _live(self, account_id: str) -> AccountRuntime | None:
+        pending = self._accounts.get(account_id)
+        return pending.runtime if pending else None
+
+    def runtimes(self) -> list[AccountRuntime]:
+        return [p.runtime for p in self._accounts.values() if p.runtime is not None]
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        for runtime in self.runtimes():
+            with contextlib.suppress(Exception):
+                await runtime.engine.stop()
+        for app in self._apps.values():
+            with contextlib.suppress(Exception):
+                await app.aclose()
+
+
+class _SubmissionDirectory:
+    """The SMTP server's view of the accounts (``bridge.smtp.accounts.SubmissionDirectory``)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    async def authenticate(self, login: str, password: str, peer: str) -> AccountIdentity | None:
+        return await self._bridge.authenticate_submitter(login, password, peer)
+
+    def sender_remote(self, identity: AccountIdentity, from_address: str) -> Remote | None:
+        return self._bridge.sender_remote_for(identity, from_address)
+
+
+def server_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """Modern server TLS (TLS 1.2+) from the configured certificate, or None."""
+    if not config.tls.enabled:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
+    return context
+
+
+async def resolve_account_mailbox(
+    store: Store, config: Config, account: acct.Account
+) -> acct.Account:
+    """Resolve the account's mailbox through Graph and record the state (CLI, admin API)."""
+    creds = await acct.fetch_app_credentials(store, account.app_id, secret_box(config))
+    graph = graph_app_for(config, creds)
+    try:
+        mailbox = await graph.resolve_mailbox(account.auth_user)
+    except RemoteAuthError as exc:
+        return await acct.record_state(
+            store, account.id, acct.AccountState.AUTHENTICATION_ERROR, str(exc)
+        )
+    except RemoteError as exc:
+        return await acct.record_state(store, account.id, acct.AccountState.CONNECT_ERROR, str(exc))
+    finally:
+        await graph.aclose()
+    await store.write(lambda db: acct.set_mailbox_id(db, account.id, mailbox.id))
+    return await acct.record_state(store, account.id, acct.AccountState.NEW)
+
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, stop: asyncio.Event, reload: Callable[[], None]
+) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+def serve(config_path: str | Path) -> int:
+    """``graph-mail-bridge serve``: run the daemon until SIGTERM/SIGINT."""
+    config = load_config(Path(config_path))
+    setup_logging(config.logging.level, config.logging.format)
+    for warning in config.warnings:
+        log.warning(warning)
+    return asyncio.run(run_daemon(config, config_path=Path(config_path)))
+
+
+@dataclass(slots=True)
+class Listeners:
+    """What ``run_daemon`` started, for tests and the demo to find the real ports."""
+
+    imap: Any = None
+    imaps: Any = None
+    smtp: Any = None
+    http_runner: Any = None
+    http_port: int | None = None
+    bridge: Bridge | None = None
+    store: Store | None = None
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    config_path: Path | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Listeners], Awaitable[None] | None] | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Run the bridge until ``stop`` is set (or SIGTERM/SIGINT). Returns the exit code."""
+    from bridge.imap.server import ImapServer
+    from bridge.smtp import SubmissionServer
+
+    loop = asyncio.get_running_loop()
+    notifier = notifier or Notifier()
+    stop = stop or asyncio.Event()
+    listeners = Listeners()
+
+    def reload() -> None:
+        notifier.reloading()
+        if config_path is not None:
+            try:
+                fresh = load_config(config_path)
+                setup_logging(fresh.logging.level, fresh.logging.format)
+                log.info("configuration reloaded (logging); listener changes need a restart")
+            except Exception as exc:  # a bad edit must not kill a running bridge
+                log.error("reload failed, keeping the running configuration: %s", exc)
+        if listeners.bridge is not None:
+            listeners.bridge._spawn(listeners.bridge.start_all())
+        notifier.ready()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        install_signal_handlers(loop, stop, reload)
+
+    store = await Store.open(config.state_dir / DB_NAME)
+    bridge = Bridge(config, store)
+    listeners.bridge, listeners.store = bridge, store
+    tls = server_ssl_context(config)
+    try:
+        imap_kwargs: dict[str, Any] = dict(
+            host=config.imap.host,
+            max_connections=config.limits.max_connections,
+            max_per_address=config.limits.max_connections_per_address,
+            idle_timeout_auth=config.limits.idle_timeout,
+            max_literal=config.limits.max_message_size,
+        )
+        listeners.imap = ImapServer(
+            bridge,
+            port=config.imap.port,
+            starttls_context=tls if config.imap.starttls else None,
+            **imap_kwargs,
+        )
+        await listeners.imap.start()
+        if tls is not None and config.imap.tls_port is not None:
+            listeners.imaps = ImapServer(
+                bridge, port=config.imap.tls_port, ssl_context=tls, **imap_kwargs
+            )
+            await listeners.imaps.start()
+        listeners.smtp = SubmissionServer(
+            bridge.submission_directory(),
+            allow_plaintext_auth=plaintext_auth_allowed(
+                config.smtp.allow_plaintext_auth,
+                tls_active=False,
+                peer_loopback=is_loopback_host(config.smtp.host),
+            ),
+            host=config.smtp.host,
+            port=config.smtp.port,
+            tls_port=config.smtp.tls_port if tls is not None else None,
+            ssl_context=tls,
+            max_message_size=config.limits.max_message_size,
+        )
+        await listeners.smtp.start()
+        listeners.http_runner, listeners.http_port = await start_http(config, store, bridge)
+        await bridge.start_all()
+        notifier.ready("serving")
+        watchdog = asyncio.ensure_future(notifier.run_watchdog())
+        if on_ready is not None:
+            result = on_ready(listeners)
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("bridge ready")
+        await stop.wait()
+        log.info("stopping")
+        notifier.stopping()
+        watchdog.cancel()
+    finally:
+        for server in (listeners.imap, listeners.imaps):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await server.stop(grace=5.0)
+        if listeners.smtp is not None:
+            with contextlib.suppress(Exception):
+                await listeners.smtp.stop()
+        if listeners.http_runner is not None:
+            with contextlib.suppress(Exception):
+                await listeners.http_runner.cleanup()
+        await bridge.stop()
+        await store.close()
+    return 0

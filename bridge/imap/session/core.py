@@ -1,0 +1,321 @@
+"""``ImapSession``: one client connection's IMAP state, independent of any transport.
+
+Theory of operation. The server owns the socket and hands every received chunk to
+:meth:`ImapSession.feed`. The session owns the sans-I/O ``ServerConnection`` from
+``bridge.imap.wire``: it parses the chunk, and for each complete command checks the state
+table (``state.py``), runs the command's handler (one module per command group), flushes
+the updates other sessions caused (``SelectedMailbox.flush``, honouring RFC 3501 §7.4.1)
+and writes the tagged reply through the async ``send`` callable it was given. Commands
+run one at a time, in order; while one runs the server reads nothing more, which is the
+backpressure a pipelining client gets.
+
+Two commands span several client lines without blocking ``feed``: AUTHENTICATE (waits
+for continuation lines) and IDLE (a background writer pushes updates until ``DONE``).
+Both keep their progress in the session and finish when the next event arrives.
+
+Errors: a ``BackendError`` becomes ``NO [code] text``; anything unexpected is logged with
+its traceback and answered ``NO [SERVERBUG]``; the connection lives on.
+
+Must not import: bridge.graph, bridge.store, bridge.sync, bridge.imap.server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bridge.backend.errors import BackendError
+from bridge.backend.events import MailboxesChanged, MailEvent
+from bridge.backend.protocol import Authenticator, MailBackend
+from bridge.imap.session.dispatch import HANDLERS
+from bridge.imap.session.idle import IdleState, finish_idle, stop_idle
+from bridge.imap.session.reply import Reply
+from bridge.imap.session.selected import SelectedMailbox
+from bridge.imap.session.state import SessionState, defers_expunge, is_allowed
+from bridge.imap.session.throttle import LoginThrottle
+from bridge.imap.wire import commands as c
+from bridge.imap.wire.connection import ServerConnection
+from bridge.imap.wire.events import (
+    ContinuationLine,
+    ContinuationNeeded,
+    NeedData,
+    ProtocolError,
+)
+from bridge.imap.wire.responses import tagged, untagged
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "graph-mail-bridge"
+#: Bytes buffered before a write goes to the transport: FETCH of thousands of messages
+#: streams in chunks of this size instead of one giant bytes object.
+WRITE_CHUNK = 64 * 1024
+
+Send = Callable[[bytes], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+class ImapSession:
+    """One client's IMAP session (see the module docstring)."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        *,
+        send: Send,
+        peer: str = "127.0.0.1",
+        tls_active: bool = False,
+        start_tls: Callable[[], Awaitable[None]] | None = None,
+        allow_plaintext_auth: bool = True,
+        throttle: LoginThrottle | None = None,
+        sleep: Sleep = asyncio.sleep,
+        max_literal: int = 35 * 1024 * 1024,
+        idle_poke_interval: float = 120.0,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.authenticator = authenticator
+        self.peer = peer
+        self.tls_active = tls_active
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self.throttle = throttle or LoginThrottle()
+        self.sleep = sleep
+        self.max_literal = max_literal
+        self.idle_poke_interval = idle_poke_interval
+        self.state = SessionState.NOT_AUTHENTICATED
+        self.backend: MailBackend | None = None
+        self.selected: SelectedMailbox | None = None
+        self.login: str | None = None
+        #: RFC 7162 §3.1: CONDSTORE is on once a client used or enabled it.
+        self.condstore = False
+        self.enabled: set[str] = set()
+        self.quota_supported = False
+        #: Set by handlers that span several events (AUTHENTICATE, IDLE).
+        self.continuation: tuple[str, Callable[[ContinuationLine], Awaitable[None]]] | None = None
+        self.idle: IdleState | None = None
+        self._on_close = on_close
+        self._send = send
+        self._start_tls = start_tls
+        self._conn = ServerConnection(max_literal=max_literal)
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self._wake = asyncio.Event()
+        self.hierarchy_changed = False
+
+    # -- capabilities (RFC 3501 §6.1.1) -------------------------------------------------
+    @property
+    def plaintext_auth_allowed(self) -> bool:
+        return self.tls_active or self.allow_plaintext_auth
+
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        if self.state is SessionState.NOT_AUTHENTICATED:
+            if self._start_tls is not None and not self.tls_active:
+                caps.append("STARTTLS")  # RFC 3501 §6.2.1
+            if self.plaintext_auth_allowed:
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+            else:
+                caps.append("LOGINDISABLED")  # RFC 3501 §6.2.3
+            return caps
+        caps += [
+            "NAMESPACE",
+            "UIDPLUS",
+            "MOVE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "ESEARCH",
+            "CONDSTORE",
+            f"APPENDLIMIT={self.max_literal}",
+        ]
+        if self.quota_supported:
+            caps += ["QUOTA", "QUOTA=RES-STORAGE"]
+        return caps
+
+    def greeting(self) -> bytes:
+        return untagged(f"OK [CAPABILITY {' '.join(self.capabilities())}] {SERVER_NAME} ready")
+
+    # -- output -----------------------------------------------------------------------
+    async def emit(self, data: bytes) -> None:
+        """Queue response bytes; written in chunks of ``WRITE_CHUNK``."""
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= WRITE_CHUNK:
+            await self.drain()
+
+    async def drain(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._out_size = 0
+            await self._send(data)
+
+    async def finish(self, tag: str, reply: Reply) -> None:
+        await self.emit(tagged(tag, reply.status, reply.text, reply.code))
+        await self.drain()
+
+    @property
+    def closed(self) -> bool:
+        return self.state is SessionState.LOGOUT
+
+    # -- input ------------------------------------------------------------------------
+    async def feed(self, data: bytes) -> None:
+        """Process bytes from the client; returns when every complete command ran."""
+        self._conn.receive_data(data)
+        while not self.closed:
+            conn = self._conn
+            event = conn.next_event()
+            if isinstance(event, NeedData):
+                break
+            await self.handle_event(event)
+            if self._conn is not conn:
+                # STARTTLS replaced the parser: whatever followed the command in the
+                # plaintext buffer is discarded (RFC 3207 §6-style injection defence).
+                break
+        await self.drain()
+
+    async def handle_event(self, event: object) -> None:
+        if isinstance(event, ContinuationNeeded):
+            if event.size > self.max_literal:
+                await self.emit(
+                    self._conn.reject_literal(
+                        tagged(event.tag, "NO", "Literal too large", "TOOBIG")
+                    )
+                )
+            else:
+                await self.emit(self._conn.accept_literal())
+            return
+        if isinstance(event, ProtocolError):
+            await self.emit(event.response)
+            if event.fatal:
+                await self.close()
+            return
+        if isinstance(event, ContinuationLine):
+            pending = self.continuation
+            self.continuation = None
+            if pending is not None:
+                tag, handler = pending
+                reply = await self._guard(tag, _completed(handler(event)))
+                if reply is not None:
+                    await self.finish(tag, reply)
+            return
+        if isinstance(event, c.Done):
+            if self.idle is not None:
+                await finish_idle(self)
+            return
+        await self.run_command(event)
+
+    async def run_command(self, command: Any) -> None:
+        tag: str = command.tag
+        if not is_allowed(command, self.state):
+            await self.finish(
+                tag,
+                Reply(
+                    "BAD",
+                    f"{type(command).__name__.upper()} not allowed in the {self.state.value} state",
+                ),
+            )
+            return
+        handler = HANDLERS[type(command)]
+        reply = await self._guard(tag, handler(self, command))
+        if reply is None or self.closed:
+            await self.drain()
+            return
+        if self.state is not SessionState.LOGOUT:
+            await self.flush_updates(allow_expunge=not defers_expunge(command))
+        await self.finish(tag, reply)
+
+    async def _guard(self, tag: str, work: Awaitable[Reply | None]) -> Reply | None:
+        """Run a handler; map failures to a reply."""
+        try:
+            return await work
+        except BackendError as exc:
+            return Reply("NO", str(exc) or "Operation failed", exc.response_code)
+        except Exception:
+            log.exception("%s failed for %s", tag, self.login or self.peer)
+            return Reply("NO", "Internal server error", "SERVERBUG")
+
+    # -- updates ----------------------------------------------------------------------
+    def on_event(self, event: MailEvent) -> None:
+        if isinstance(event, MailboxesChanged):
+            self.hierarchy_changed = True
+            return
+        if self.selected is not None:
+            self.selected.on_event(event)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def wait_for_update(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def flush_updates(self, *, allow_expunge: bool) -> None:
+        selected = self.selected
+        if selected is None or self.backend is None:
+            return
+        if selected.reset:
+            # The mailbox was deleted (or lost its UIDVALIDITY) under us; RFC 3501 has
+            # no way to tell a client that in selected state but to end the session.
+            await self.emit(untagged("BYE Selected mailbox was deleted or reset"))
+            await self.close()
+            return
+        for line in await selected.flush(
+            self.backend, allow_expunge=allow_expunge, condstore=self.condstore
+        ):
+            await self.emit(line)
+
+    def authenticated(self, backend: MailBackend, login: str) -> None:
+        self.backend = backend
+        self.login = login
+        self.state = SessionState.AUTHENTICATED
+        self._unsubscribe = backend.events.subscribe(self.on_event)
+
+    def select(self, mailbox: SelectedMailbox | None) -> None:
+        self.selected = mailbox
+        self.state = SessionState.SELECTED if mailbox is not None else SessionState.AUTHENTICATED
+
+    async def upgrade_tls(self) -> None:
+        """STARTTLS: the server wraps the transport; the parser restarts empty."""
+        assert self._start_tls is not None
+        await self.drain()
+        await self._start_tls()
+        self.tls_active = True
+        self._conn = ServerConnection(max_literal=self.max_literal)
+
+    @property
+    def conn(self) -> ServerConnection:
+        return self._conn
+
+    @property
+    def starttls_available(self) -> bool:
+        return self._start_tls is not None and not self.tls_active
+
+    async def close(self) -> None:
+        """End the session (LOGOUT, fatal protocol error, or the server closing)."""
+        if self.idle is not None:
+            await stop_idle(self)
+        self.state = SessionState.LOGOUT
+        self.selected = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.notify_closed()
+
+    def notify_closed(self) -> None:
+        """Tell the transport the session is over (it may be blocked reading)."""
+        if self.closed and self._on_close is not None:
+            callback, self._on_close = self._on_close, None
+            callback()
+
+
+async def _completed(work: Awaitable[None]) -> Reply | None:
+    """Continuation handlers send their own tagged reply; only failures come back."""
+    await work
+    return None

@@ -1,0 +1,220 @@
+"""The body blob cache: message bytes on disk, content-addressed, size-capped, with pins.
+
+Theory of operation. A blob is stored once under ``objects/ab/<sha256 hex>``, written to
+a temporary file and renamed into place, so a crash never leaves a torn blob; every read
+re-hashes the bytes and treats a mismatch as a miss (the file is removed). The cache
+keeps an in-memory index (size and last access per blob) built by scanning the directory
+at open; last access survives restarts through the file's mtime.
+
+Eviction is LRU by last access over *unpinned* blobs, run after each ``put`` until the
+total size is within ``cap_bytes``. A pinned blob is never evicted: the mailbox state
+pins the bytes a client has seen (or appended), so that what the bridge served for a
+UID can always be served again byte-for-byte even if Exchange would now generate
+different MIME. Pins are marker files under ``pins/`` (so they survive restarts) and are
+set and cleared by the mailbox-state writer, which knows whether any message still needs
+the bytes. Pinned bytes count toward the total but are not limited by the cap; the cap
+bounds what prefetch and unseen downloads may occupy.
+
+Thread-safe: methods may be called from the store's writer thread and from worker
+threads; the ``async`` helpers run the file I/O off the event loop. May import only the
+standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def blob_hash(data: bytes) -> str:
+    """The content address of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(slots=True)
+class _Entry:
+    size: int
+    last_access: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStats:
+    blobs: int
+    bytes: int
+    pinned_blobs: int
+    pinned_bytes: int
+    cap_bytes: int
+
+
+class BlobCache:
+    """Size-capped, content-addressed byte store. Construct with ``BlobCache.open``."""
+
+    def __init__(self, root: Path, cap_bytes: int, *, clock: object = None) -> None:
+        self.root = root
+        self.cap_bytes = cap_bytes
+        self._clock = clock if callable(clock) else time.time
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._pins: set[str] = set()
+        self._total = 0
+        (root / "objects").mkdir(parents=True, exist_ok=True)
+        (root / "pins").mkdir(parents=True, exist_ok=True)
+        self._scan()
+
+    @classmethod
+    async def open(cls, root: Path | str, cap_bytes: int) -> BlobCache:
+        return await asyncio.to_thread(cls, Path(root), cap_bytes)
+
+    def _now(self) -> float:
+        return float(self._clock())  # type: ignore[operator]
+
+    def _path(self, digest: str) -> Path:
+        return self.root / "objects" / digest[:2] / digest
+
+    def _scan(self) -> None:
+        for sub in (self.root / "objects").iterdir():
+            if not sub.is_dir():
+                continue
+            for path in sub.iterdir():
+                if path.name.startswith("."):
+                    # A temporary file a crash left behind.
+                    path.unlink(missing_ok=True)
+                    continue
+                stat = path.stat()
+                self._entries[path.name] = _Entry(stat.st_size, stat.st_mtime)
+                self._total += stat.st_size
+        for marker in (self.root / "pins").iterdir():
+            self._pins.add(marker.name)
+
+    # -- synchronous API (any thread) ------------------------------------------------
+    def contains(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._entries
+
+    def put_sync(self, data: bytes, *, pin: bool = False) -> str:
+        """Store ``data`` (pinned first if ``pin``); returns its hash. Evicts LRU
+        unpinned blobs beyond the cap, never the one just stored."""
+        digest = blob_hash(data)
+        if pin:
+            self.pin_sync(digest)
+        path = self._path(digest)
+        with self._lock:
+            present = digest in self._entries
+        if not present:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                self._entries[digest] = _Entry(len(data), self._now())
+                self._total += len(data)
+            else:
+                entry.last_access = self._now()
+        self._evict(keep=digest)
+        return digest
+
+    def get_sync(self, digest: str) -> bytes | None:
+        """The bytes for ``digest``, or None if absent (or found corrupt and dropped)."""
+        with self._lock:
+            entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        path = self._path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self._forget(digest)
+            return None
+        if blob_hash(data) != digest:
+            log.warning("blob %s was corrupt on disk; dropped it", digest[:12])
+            path.unlink(missing_ok=True)
+            self._forget(digest)
+            return None
+        now = self._now()
+        with self._lock:
+            entry.last_access = now
+        try:
+            os.utime(path, (now, now))
+        except OSError:
+            pass
+        return data
+
+    def pin_sync(self, digest: str) -> None:
+        with self._lock:
+            if digest in self._pins:
+                return
+            self._pins.add(digest)
+        (self.root / "pins" / digest).touch()
+
+    def unpin_sync(self, digest: str) -> None:
+        with self._lock:
+            self._pins.discard(digest)
+        (self.root / "pins" / digest).unlink(missing_ok=True)
+
+    def is_pinned(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._pins
+
+    def stats(self) -> BlobStats:
+        with self._lock:
+            pinned = [self._entries[d].size for d in self._pins if d in self._entries]
+            return BlobStats(
+                blobs=len(self._entries),
+                bytes=self._total,
+                pinned_blobs=len(pinned),
+                pinned_bytes=sum(pinned),
+                cap_bytes=self.cap_bytes,
+            )
+
+    def _forget(self, digest: str) -> None:
+        with self._lock:
+            entry = self._entries.pop(digest, None)
+            if entry is not None:
+                self._total -= entry.size
+
+    def _evict(self, keep: str | None = None) -> None:
+        victims: list[str] = []
+        with self._lock:
+            if self._total <= self.cap_bytes:
+                return
+            candidates = sorted(
+                (entry.last_access, digest)
+                for digest, entry in self._entries.items()
+                if digest not in self._pins and digest != keep
+            )
+            total = self._total
+            for _, digest in candidates:
+                if total <= self.cap_bytes:
+                    break
+                total -= self._entries[digest].size
+                victims.append(digest)
+        for digest in victims:
+            self._path(digest).unlink(missing_ok=True)
+            self._forget(digest)
+        if victims:
+            log.debug("evicted %d blobs to stay within %d bytes", len(victims), self.cap_bytes)
+
+    # -- async helpers (event loop) --------------------------------------------------
+    async def put(self, data: bytes, *, pin: bool = False) -> str:
+        return await asyncio.to_thread(lambda: self.put_sync(data, pin=pin))
+
+    async def get(self, digest: str) -> bytes | None:
+        return await asyncio.to_thread(self.get_sync, digest)
