@@ -34,8 +34,8 @@ from bridge.config import (
     plaintext_auth_allowed,
     secret_box,
 )
-from bridge.graph import GraphApp, cloud_by_name
 from bridge.graph import AppCredentials as GraphCredentials
+from bridge.graph import GraphApp, cloud_by_name
 from bridge.logsetup import register_secret, setup_logging
 from bridge.sdnotify import Notifier
 from bridge.secrets import verify_password_or_dummy
@@ -430,3 +430,116 @@ async def run_daemon(
         await bridge.stop()
         await store.close()
     return 0
+
+
+async def start_http(config: Config, store: Store, bridge: Bridge) -> tuple[Any, int]:
+    """The loopback HTTP listener: admin API (``/v1``), ``/health``, ``/metrics``, webhooks."""
+    from aiohttp import web
+
+    from bridge.config import ensure_admin_token
+    from bridge.http import make_http_app
+
+    async def health(request: web.Request) -> web.Response:
+        report = await health_report(bridge)
+        return web.json_response(report, status=200 if report["ready"] else 503)
+
+    async def account_added(account: acct.Account) -> None:
+        await bridge.runtime(account)
+
+    app = make_http_app(
+        store,
+        config,
+        admin_token=ensure_admin_token(config),
+        extra_routes=[web.get("/health", health)],
+        on_account_added=account_added,
+        sealer=bridge.sealer,
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    await site.start()
+    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+    port = sockets[0].getsockname()[1] if sockets else config.http.port
+    return runner, port
+
+
+async def health_report(bridge: Bridge) -> dict[str, Any]:
+    """Ready when every account is connected; per account its state and last error."""
+    accounts = await acct.fetch_accounts(bridge.store)
+    entries = []
+    for account in accounts:
+        entries.append(
+            {
+                "account": account.id,
+                "login": account.login,
+                "state": account.state.value,
+                "error": account.last_error,
+                "since": account.state_changed_at,
+            }
+        )
+    problems = [e for e in entries if e["state"] != acct.AccountState.CONNECTED.value]
+    return {
+        "ready": not problems,
+        "reasons": [
+            f"{e['account']}: {e['state']}" + (f" ({e['error']})" if e["error"] else "")
+            for e in problems
+        ],
+        "accounts": entries,
+    }
+
+
+def demo(args: Any) -> int:
+    """``graph-mail-bridge demo`` (see bridge.demo)."""
+    from bridge.demo import demo as run
+
+    return run(args)
+
+
+def check(config_path: str | Path) -> int:
+    """``graph-mail-bridge check``: config, token and roles per app, every mailbox."""
+    try:
+        config = load_config(Path(config_path))
+    except Exception as exc:
+        print(f"configuration: {exc}")
+        return 2
+    return asyncio.run(_check(config))
+
+
+async def _check(config: Config) -> int:
+    from bridge.graph.check import diagnose
+
+    problems = 0
+    for warning in config.warnings:
+        print(f"warning: {warning}")
+    if not config.secrets.encryption_key:
+        print(
+            "warning: secrets.encryption_key is not set, so client secrets are stored "
+            "unencrypted in the database. Fix: set secrets.encryption_key_file to a file "
+            "holding 32 random bytes in base64."
+        )
+    database = config.state_dir / DB_NAME
+    if not database.exists():
+        print(f"no database at {database}: add an app and an account first (app add, account add).")
+        return 1
+    store = await Store.open(database)
+    try:
+        apps = await store.read(acct.list_apps)
+        if not apps:
+            print("no app registration is configured. Fix: graph-mail-bridge app add ...")
+            return 1
+        for app in apps:
+            users = [a.auth_user for a in await acct.fetch_accounts(store, app.id)]
+            creds = await acct.fetch_app_credentials(store, app.id, secret_box(config))
+            graph = graph_app_for(config, creds)
+            try:
+                findings = await diagnose(graph, users)
+            finally:
+                await graph.aclose()
+            print(f"app {app.id} ({app.name}, {app.cloud}, client {app.client_id}):")
+            for finding in findings:
+                mark = "ok  " if finding.ok else "FAIL"
+                print(f"  {mark} {finding.subject}: {finding.sentence}")
+                problems += 0 if finding.ok else 1
+    finally:
+        await store.close()
+    return 1 if problems else 0

@@ -2,7 +2,7 @@
 
 Subcommands: ``serve``, ``demo``, ``simulator``, ``check`` (delegated to ``bridge.app`` and
 ``bridge.simulator.cli``, imported only when used so the administrative commands work on
-their own), and ``app add|list|show|remove`` / ``account add|list|show|update|remove|
+their own), and ``app add|list|show|update|remove`` / ``account add|list|show|update|remove|
 set-password``, which work directly on the store in ``state_dir``.
 
 Everything is non-interactive: secrets come from a file, an environment variable or
@@ -122,20 +122,32 @@ def _add_app_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--graph-url", help="custom cloud: Graph root, https://...")
     add.add_argument("--ca-file", help="custom cloud: extra CA certificates (PEM)")
     add.add_argument("--id", help="application id (default: a random short id)")
-    source = add.add_mutually_exclusive_group()
+    _add_credential_options(add)
+
+    sub.add_parser("list", parents=[common], help="list applications")
+    show = sub.add_parser("show", parents=[common], help="show one application")
+    show.add_argument("id")
+    update = sub.add_parser(
+        "update", parents=[common], help="rename an application or rotate its secret/certificate"
+    )
+    update.add_argument("id")
+    update.add_argument("--name", help="a new name")
+    _add_credential_options(update)
+    remove = sub.add_parser("remove", parents=[common], help="remove an unused application")
+    remove.add_argument("id")
+
+
+def _add_credential_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--secret-file", metavar="PATH", help="file holding the client secret")
     source.add_argument("--secret-env", metavar="NAME", help="environment variable holding it")
     source.add_argument("--secret-stdin", action="store_true", help="read it from stdin")
     source.add_argument(
         "--certificate-key-file", metavar="PATH", help="PEM private key of a certificate"
     )
-    add.add_argument("--certificate-thumbprint", help="SHA-1 thumbprint (hex) of that certificate")
-
-    sub.add_parser("list", parents=[common], help="list applications")
-    show = sub.add_parser("show", parents=[common], help="show one application")
-    show.add_argument("id")
-    remove = sub.add_parser("remove", parents=[common], help="remove an unused application")
-    remove.add_argument("id")
+    parser.add_argument(
+        "--certificate-thumbprint", help="SHA-1 thumbprint (hex) of that certificate"
+    )
 
 
 def _add_account_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -236,6 +248,28 @@ def _read_secret(args: argparse.Namespace, stdin: IO[str]) -> str | None:
         raise UsageError(f"the client secret from {source} is empty.")
     register_secret(value)
     return value
+
+
+def _read_credential(
+    args: argparse.Namespace, stdin: IO[str]
+) -> tuple[str | None, str | None, str | None]:
+    """(client secret, certificate key PEM, thumbprint) from the options; all may be None."""
+    secret = _read_secret(args, stdin)
+    if not (args.certificate_key_file or args.certificate_thumbprint):
+        return secret, None, None
+    if not (args.certificate_key_file and args.certificate_thumbprint):
+        raise UsageError(
+            "a certificate needs both --certificate-key-file and --certificate-thumbprint."
+        )
+    try:
+        key_pem = Path(args.certificate_key_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read --certificate-key-file {args.certificate_key_file} "
+            f"({exc.strerror or exc.__class__.__name__})."
+        ) from None
+    register_secret(key_pem.strip())
+    return secret, key_pem, args.certificate_thumbprint.replace(":", "").upper()
 
 
 def _read_password(stdin: IO[str]) -> str:
@@ -380,23 +414,7 @@ def _cmd_app(args: argparse.Namespace, out: _Output, stdin: IO[str]) -> int:
     acc = session.accounts
     try:
         if args.action == "add":
-            secret = _read_secret(args, stdin)
-            key_pem = thumbprint = None
-            if args.certificate_key_file or args.certificate_thumbprint:
-                if not (args.certificate_key_file and args.certificate_thumbprint):
-                    raise UsageError(
-                        "a certificate needs both --certificate-key-file and "
-                        "--certificate-thumbprint."
-                    )
-                try:
-                    key_pem = Path(args.certificate_key_file).read_text(encoding="utf-8")
-                except OSError as exc:
-                    raise UsageError(
-                        f"cannot read --certificate-key-file {args.certificate_key_file} "
-                        f"({exc.strerror or exc.__class__.__name__})."
-                    ) from None
-                register_secret(key_pem.strip())
-                thumbprint = args.certificate_thumbprint.replace(":", "").upper()
+            secret, key_pem, thumbprint = _read_credential(args, stdin)
             if secret is None and key_pem is None:
                 raise UsageError(
                     "give the client secret with --secret-file, --secret-env or --secret-stdin, "
@@ -443,6 +461,21 @@ def _cmd_app(args: argparse.Namespace, out: _Output, stdin: IO[str]) -> int:
         elif args.action == "show":
             app = session.read(lambda db: acc.get_app(db, args.id))
             out.emit(app_json(app), _app_text(app_json(app)))
+        elif args.action == "update":
+            secret, key_pem, thumbprint = _read_credential(args, stdin)
+            app = session.write(
+                lambda db: acc.update_app(
+                    db,
+                    args.id,
+                    sealer=session.sealer,
+                    name=args.name,
+                    client_secret=secret,
+                    certificate_key_pem=key_pem,
+                    certificate_thumbprint=thumbprint,
+                )
+            )
+            data = app_json(app)
+            out.emit(data, f"Updated application {app.id}.\n{_app_text(data)}")
         elif args.action == "remove":
             session.write(lambda db: acc.delete_app(db, args.id))
             out.emit({"id": args.id, "deleted": True}, f"Removed application {args.id}.")

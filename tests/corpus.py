@@ -374,7 +374,7 @@ def _encoded_headers(rng: random.Random, index: int, ctx: _Context) -> bytes:
         "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: quoted-printable",
     ]
-    text = "Grüße aus München — こんにちは\n" + "\n".join(_paragraphs(rng, 2))
+    text = "Grüße aus München — こんにちは\n" + "\n".join(_paragraphs(rng, 4))
     lines += ["", *quopri.encodestring(text.encode("utf-8")).decode("ascii").split("\n")]
     return _join(lines)
 
@@ -390,7 +390,7 @@ def _rfc2231(rng: random.Random, index: int, ctx: _Context) -> bytes:
 def _utf8_8bit(rng: random.Random, index: int, ctx: _Context) -> bytes:
     lines = _headers(rng, index, ctx)
     lines += ["Content-Type: text/plain; charset=UTF-8", "Content-Transfer-Encoding: 8bit", ""]
-    lines += ["Hallo Jörg, ça va? Привет! 你好 🙂", "", *_paragraphs(rng, 3)]
+    lines += ["Hallo Jörg, ça va? Привет! 你好 🙂", "", *_paragraphs(rng, 5)]
     return _join(lines)
 
 
@@ -420,12 +420,12 @@ def _malformed_bad_type(rng: random.Random, index: int, ctx: _Context) -> bytes:
     lines = _headers(rng, index, ctx)
     variant = rng.randint(0, 2)
     if variant == 0:
-        lines += ["Content-Type: this is not a type", "", *_paragraphs(rng, 2)]
+        lines += ["Content-Type: this is not a type", "", *_paragraphs(rng, 5)]
     elif variant == 1:
-        lines += ["Content-Type: multipart/mixed", "", "--nothing", *_paragraphs(rng, 2)]
+        lines += ["Content-Type: multipart/mixed", "", "--nothing", *_paragraphs(rng, 5)]
     else:
         lines += ['Content-Type: text/plain; charset="unterminated', "Bogus header line", ""]
-        lines += _paragraphs(rng, 2)
+        lines += _paragraphs(rng, 5)
     return _join(lines)
 
 

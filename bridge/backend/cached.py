@@ -396,12 +396,18 @@ class BodyLoader:
     async def load(self, row: ms.MessageRow) -> tuple[ms.MessageRow, bytes]:
         """Fetch and record the body of ``row``; returns the updated row and the bytes
         now served for it."""
-        data = await self.download(row.state.message_id)
+        data: bytes | None = None
+        if row.body_hash is not None and row.summary is None:
+            # Only the summary is missing (older summary version): same bytes, no request.
+            data = await self.blobs.get(row.body_hash)
+        from_graph = data is None
+        if data is None:
+            data = await self.download(row.state.message_id)
         digest = blob_hash(data)
         if row.body_hash is not None and digest != row.body_hash:
             if row.pinned:
-                # The pinned blob vanished from disk (wiped cache): the only bytes left
-                # are Graph's, and the client will see them differ. Say so.
+                # The pinned blob vanished from disk (a wiped cache): Graph's bytes are
+                # all that is left, and a client that saw the old ones will notice.
                 log.error(
                     "cached bytes of UID %d in folder %s were lost; serving Graph's new copy",
                     row.uid,
@@ -409,30 +415,28 @@ class BodyLoader:
                 )
             else:
                 log.info("re-downloaded body of UID %d differs; no client saw it", row.uid)
-        if row.body_hash == digest and row.summary is not None:
-            await self.blobs.put(data, pin=row.pinned)
-            if row.remote_hash != digest:
-                await self.store.write(
-                    lambda db: db.execute(
-                        "UPDATE ms_messages SET remote_hash = ?"
-                        " WHERE account_id = ? AND folder_id = ? AND uid = ?",
-                        [digest, self.account_id, row.folder_id, row.uid],
-                    )
-                )
-            return replace(row, remote_hash=digest), data
-        summary = await asyncio.to_thread(summary_json, data)
+        remote_hash = digest if from_graph else row.remote_hash
+        summary = row.summary
+        if row.body_hash != digest or summary is None:
+            summary = await asyncio.to_thread(summary_json, data)
         await self.blobs.put(data, pin=row.pinned)
-
-        def record(db: sqlite_utils.Database) -> None:
-            db.execute(
-                "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, remote_hash = ?"
-                " WHERE account_id = ? AND folder_id = ? AND uid = ?",
-                [digest, len(data), summary, digest, self.account_id, row.folder_id, row.uid],
+        updated = replace(
+            row, body_hash=digest, size=len(data), summary=summary, remote_hash=remote_hash
+        )
+        if updated != row:
+            await self.store.write(
+                lambda db: ms.record_body(
+                    db,
+                    self.account_id,
+                    row.folder_id,
+                    row.uid,
+                    body_hash=digest,
+                    size=len(data),
+                    summary=summary,
+                    remote_hash=remote_hash,
+                )
             )
-
-        await self.store.write(record)
-        updated = replace(row, body_hash=digest, size=len(data), summary=summary)
-        return replace(updated, remote_hash=digest), data
+        return updated, data
 
 
 # -- the backend ------------------------------------------------------------------------------
@@ -481,6 +485,15 @@ class CachedBackend:
         by_id, by_name = await self._tree()
         name = normalize_name(name)
         folder_id = by_name.get(name)
+        if folder_id is None and self.hooks is not None:
+            # Perhaps made in Outlook since the last look, or the first tree sync is
+            # still running: look again before saying no.
+            try:
+                await self.hooks.refresh_tree(self.settings.tree_max_age)
+            except RemoteError as exc:
+                log.info("folder tree not refreshed: %s", exc)
+            by_id, by_name = await self._tree()
+            folder_id = by_name.get(name)
         if folder_id is None:
             raise MailboxNotFound(f"There is no mailbox named {name}.")
         return by_id[folder_id], name
@@ -496,8 +509,12 @@ class CachedBackend:
     def _special_use(self, row: ms.FolderRow) -> SpecialUse | None:
         return SPECIAL_USE.get(row.well_known or "")
 
-    async def _record_folder(self, folder: RemoteFolder) -> ms.FolderRow:
+    async def _record_folder(
+        self, folder: RemoteFolder, *, subscribe_as: str | None = None
+    ) -> ms.FolderRow:
         def write(db: sqlite_utils.Database) -> ms.FolderRow:
+            if subscribe_as is not None:
+                ms.set_subscribed(db, self.account_id, subscribe_as, True)
             row, _ = ms.upsert_folder(
                 db,
                 self.account_id,
@@ -573,10 +590,7 @@ class CachedBackend:
                 raise NoPermission("Microsoft 365 does not allow creating that folder.") from exc
             except RemoteError as exc:
                 raise NotPermitted("Microsoft 365 refused to create that folder.") from exc
-            row = await self._record_folder(folder)
-            await self.store.write(
-                lambda db, p=path: ms.set_subscribed(db, self.account_id, p, True)
-            )
+            row = await self._record_folder(folder, subscribe_as=path)
             by_name[path] = row.folder_id
             parent_id = row.folder_id
         assert parent_id is not None
@@ -669,6 +683,8 @@ class CachedBackend:
         if subscribed:
             await self._folder_by_name(name)
         await self.store.write(lambda db: ms.set_subscribed(db, self.account_id, name, subscribed))
+        # LSUB answers differ now.
+        self._publish([MailboxesChanged(self.account_id)])
 
     async def status(self, name: str) -> MailboxStatus:
         row, _ = await self._folder_by_name(name)
@@ -1013,6 +1029,14 @@ class CachedBackend:
                     created = answer
             except RemoteError as exc:
                 log.warning("flags of an appended message could not be set: %s", exc)
+        remote_hash: str | None = None
+        if created.is_draft:
+            # Graph's own rendering of the draft, so that a later edit in Outlook can be
+            # told from a flag change by comparing bytes (bridge.sync.engine).
+            try:
+                remote_hash = blob_hash(await self.loader.download(created.id))
+            except RemoteError as exc:
+                log.info("could not read back an appended draft: %s", exc)
         summary = await asyncio.to_thread(summary_json, message)
         state = state_from_remote(created)
         if created.last_verb is None:
@@ -1032,14 +1056,20 @@ class CachedBackend:
                 summary=summary,
                 pinned=True,
                 deleted=target.deleted,
+                remote_hash=remote_hash,
             )
             if row.body_hash != digest:
                 # The sync engine saw the new message first and gave it its UID; the
                 # client's own bytes still win for that UID (no client saw others).
-                db.execute(
-                    "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, pinned = 1"
-                    " WHERE account_id = ? AND folder_id = ? AND uid = ?",
-                    [digest, len(message), summary, self.account_id, folder.folder_id, row.uid],
+                ms.replace_body(
+                    db,
+                    self.account_id,
+                    folder.folder_id,
+                    row.uid,
+                    body_hash=digest,
+                    size=len(message),
+                    summary=summary,
+                    remote_hash=remote_hash,
                 )
                 row = replace(row, body_hash=digest, size=len(message), summary=summary)
             return row

@@ -31,7 +31,9 @@ from bridge.graph.clouds import Cloud
 from bridge.graph.errors import (
     auth_error_from_msal,
     auth_error_sentence,
+    is_tls_failure,
     network_sentence,
+    tls_sentence,
     token_roles,
 )
 
@@ -165,7 +167,12 @@ class MsalHttpClient:
         if isinstance(data, str | bytes):
             resp = self._client.post(url, params=params, content=data, headers=headers)
         else:
-            resp = self._client.post(url, params=params, data=data, headers=headers)
+            # MSAL hands the client assertion over as bytes; requests form-encodes bytes
+            # as their text, httpx would write "b'...'". Decode first.
+            form = {
+                k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in (data or {}).items()
+            }
+            resp = self._client.post(url, params=params, data=form, headers=headers)
         return self._wrap(resp)
 
     def close(self) -> None:
@@ -228,7 +235,18 @@ class TokenProvider:
         )
 
     def _error_from_exception(self, exc: BaseException) -> RemoteError:
-        text = str(exc)
+        # MSAL re-raises discovery failures as a generic ValueError; the Entra answer
+        # (with its AADSTS code) is in the exception chain.
+        chain: list[BaseException] = []
+        cur: BaseException | None = exc
+        while cur is not None and cur not in chain and len(chain) < 6:
+            chain.append(cur)
+            cur = cur.__cause__ or cur.__context__
+        text = " | ".join(str(e) for e in chain)
+        if any(is_tls_failure(e) for e in chain):
+            return RemoteUnavailable(tls_sentence(self._host))
+        if any(_is_network_error(e) for e in chain):
+            exc = next(e for e in chain if _is_network_error(e))
         if "AADSTS90002" in text or "invalid_tenant" in text:
             return RemoteAuthError(
                 auth_error_sentence(
@@ -242,7 +260,7 @@ class TokenProvider:
             )
         if _is_network_error(exc):
             return RemoteUnavailable(network_sentence(self._host, exc))
-        if isinstance(exc, ValueError) and "OIDC Discovery failed" in text:
+        if "OIDC Discovery failed" in text or "Unable to get authority configuration" in text:
             return RemoteAuthError(
                 f"The login endpoint {self._host} did not accept tenant "
                 f"{self.credentials.tenant_id}; check the tenant id and the configured cloud."
@@ -284,9 +302,15 @@ class TokenProvider:
         log.warning("token request refused: %s", err)
         raise err
 
-    async def invalidate(self) -> None:
-        """Forget cached tokens (Graph said 401); the next ``token()`` asks Entra ID."""
+    async def invalidate(self, rejected: str | None = None) -> None:
+        """Forget cached tokens (Graph said 401); the next ``token()`` asks Entra ID.
+
+        With ``rejected`` (the token Graph refused) nothing happens when a newer token
+        is already cached: ten requests failing together renew the token once.
+        """
         async with self._lock:
+            if rejected is not None and self._last_token not in (None, rejected):
+                return
             app = self._app
             self._last_token = None
             if app is not None:

@@ -70,9 +70,11 @@ from bridge.graph.errors import (
     USER_READ_ALL,
     GraphErrorInfo,
     graph_error,
+    is_tls_failure,
     network_sentence,
     outcome_unknown,
     parse_graph_error,
+    tls_sentence,
 )
 from bridge.graph.model import parse_datetime
 
@@ -312,17 +314,6 @@ class _MailboxGate:
         )
 
 
-def _tls_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLCertVerificationError):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
-
-
 class GraphApp:
     """Microsoft Graph for one app registration: tokens, HTTP, limits, retries, batches."""
 
@@ -399,8 +390,8 @@ class GraphApp:
         return gate.snapshot() if gate else MailboxStats()
 
     def _backoff(self, attempt: int) -> float:
-        base = min(30.0, 0.5 * (2**attempt))
-        return base + random.uniform(0, base / 2)
+        base: float = min(30.0, 0.5 * (2.0**attempt))
+        return base + random.uniform(0.0, base / 2)
 
     # --- the request core -------------------------------------------------------------
 
@@ -467,18 +458,16 @@ class GraphApp:
         client_request_id = str(uuid.uuid4())
         while True:
             hdrs["client-request-id"] = client_request_id
-            if auth:
-                hdrs["Authorization"] = "Bearer " + await self.tokens.token()
+            token = await self.tokens.token() if auth else None
+            if token is not None:
+                hdrs["Authorization"] = "Bearer " + token
             try:
                 async with gate.slot(cost, slots):
                     resp = await self._http.request(method, full, content=body, headers=hdrs)
                     payload = resp.content  # read inside the slot: still in flight
             except httpx.TransportError as exc:
-                if _tls_failure(exc):
-                    raise RemoteUnavailable(
-                        f"The TLS certificate of {host} is not trusted; check ca_file and any "
-                        "TLS-inspecting proxy."
-                    ) from None
+                if is_tls_failure(exc):
+                    raise RemoteUnavailable(tls_sentence(host)) from None
                 sent = not isinstance(exc, _NOT_SENT)
                 if sent and not idempotent:
                     log.warning("%s to %s: outcome unknown (%s)", label, host, type(exc).__name__)
@@ -499,7 +488,7 @@ class GraphApp:
             if status == 401 and auth and not renewed:
                 # Facts §1.2: drop the cached token and acquire once more.
                 renewed = True
-                await self.tokens.invalidate()
+                await self.tokens.invalidate(token)
                 continue
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if status in (429, 503):

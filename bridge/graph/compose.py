@@ -173,7 +173,8 @@ def _attachment_of(part: Message, index: int) -> Attachment:
     if not isinstance(data, bytes):
         # message/rfc822 parts are containers for the email package: serialise them.
         inner = part.get_payload()
-        data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        first = inner[0] if isinstance(inner, list) and inner else None
+        data = first.as_bytes() if isinstance(first, Message) else b""
     ctype = part.get_content_type()
     name = part.get_filename()
     if not name:
@@ -283,7 +284,7 @@ def compose_for_append(
     importance = _importance(msg)
     if importance:
         body["importance"] = importance
-    x_headers = []
+    x_headers: list[dict[str, str]] = []
     for name, value in msg.items():
         if name.lower().startswith("x-") and len(x_headers) < MAX_X_HEADERS:
             flat = " ".join(str(value).split())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,8 +81,9 @@ def parse_graph_error(body: bytes | str | Mapping[str, Any] | None) -> GraphErro
     err = _ci_get(data, "error")
     if not isinstance(err, Mapping):
         return GraphErrorInfo(None, "")
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    message = err.get("message") if isinstance(err.get("message"), str) else ""
+    raw_code, raw_message = err.get("code"), err.get("message")
+    code = raw_code if isinstance(raw_code, str) else None
+    message = raw_message if isinstance(raw_message, str) else ""
     inner_code = None
     request_id = None
     inner = _ci_get(err, "innerError")
@@ -189,7 +191,7 @@ def auth_error_sentence(
             f"(AADSTS{min(code_set)}): upload the certificate to the app registration "
             "and check the configured thumbprint."
         )
-    first = _first_line(description)
+    first = re.sub(r"^AADSTS\d+:\s*", "", _first_line(description)).rstrip(". ")
     label = f"AADSTS{min(code_set)}" if code_set else "no AADSTS code"
     return f"Entra ID refused a token for app {client_id} ({label}): {first or 'no details'}."
 
@@ -221,6 +223,26 @@ def network_sentence(host: str, exc: BaseException) -> str:
     return (
         f"Cannot reach {host} ({type(exc).__name__}); check the proxy (HTTPS_PROXY), DNS and "
         "the firewall."
+    )
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """Did certificate verification fail somewhere in this exception's chain?"""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def tls_sentence(host: str) -> str:
+    return (
+        f"The TLS certificate of {host} is not trusted; check ca_file and any TLS-inspecting proxy."
     )
 
 

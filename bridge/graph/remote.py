@@ -71,6 +71,16 @@ MAX_JSON_CREATE = 3_500_000
 # The smallest delta page we shrink to after gateway time-outs (facts §4.2: on 504
 # "retry with smaller pages").
 MIN_DELTA_PAGE = 10
+# 404 codes that mean the whole mailbox is unusable, not one folder missing (facts §3).
+_MAILBOX_GONE = frozenset(
+    c.lower()
+    for c in (
+        "MailboxNotEnabledForRESTAPI",
+        "ErrorInvalidUser",
+        "ResourceNotFound",
+        "Request_ResourceNotFound",
+    )
+)
 
 
 class GraphRemote:
@@ -126,7 +136,7 @@ class GraphRemote:
                     answer = answers[str(i)]
                     err = self.app.batch_error(answer, mailbox=self._key, idempotent=True)
                     if err is not None:
-                        if err.status == 404:
+                        if err.status == 404 and (err.code or "").lower() not in _MAILBOX_GONE:
                             continue  # a mailbox without "archive" is normal
                         raise err
                     body = getattr(answer, "body", None)

@@ -6,6 +6,7 @@ Routes (all under a bearer token, compared in constant time):
 GET    /v1/oauth2                   list applications (never their secrets)
 POST   /v1/oauth2                   register an application
 GET    /v1/oauth2/{app}             one application
+PUT    /v1/oauth2/{app}             rename, or rotate the client secret / certificate
 DELETE /v1/oauth2/{app}             remove an application without accounts
 POST   /v1/account                  add an account; answers the local password once
 GET    /v1/accounts                 list accounts
@@ -43,6 +44,7 @@ from bridge.store.db import Store
 log = logging.getLogger(__name__)
 
 AccountHook = Callable[["acc.Account"], Awaitable[None] | None]
+AppHook = Callable[["acc.OAuth2App"], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class AdminContext:
     on_account_added: AccountHook | None
     on_account_updated: AccountHook | None
     on_account_removed: AccountHook | None
+    on_app_updated: AppHook | None
 
 
 ADMIN: web.AppKey[AdminContext] = web.AppKey("bridge.admin", AdminContext)
@@ -215,12 +218,12 @@ def _str_list(data: dict[str, Any], key: str) -> list[str] | None:
     return value
 
 
-async def _run_hook(request: web.Request, hook: AccountHook | None, account: acc.Account) -> None:
+async def _run_hook(request: web.Request, hook: Callable[[Any], Any] | None, item: Any) -> None:
     """Call a lifecycle hook; a coroutine runs in the background so the response is not
     held up by Graph (resolving a mailbox can take seconds)."""
     if hook is None:
         return
-    result = hook(account)
+    result = hook(item)
     if inspect.isawaitable(result):
         tasks = request.app[_TASKS]
 
@@ -228,7 +231,7 @@ async def _run_hook(request: web.Request, hook: AccountHook | None, account: acc
             try:
                 await result
             except Exception:
-                log.exception("account hook failed", extra={"account": account.id})
+                log.exception("admin API hook failed", extra={"id": getattr(item, "id", "")})
 
         task = asyncio.get_running_loop().create_task(runner())
         tasks.add(task)
@@ -291,6 +294,31 @@ async def get_app(request: web.Request) -> web.Response:
     app_id = request.match_info["app"]
     app = await ctx.store.read(lambda db: acc.get_app(db, app_id))
     return web.json_response(app_json(app))
+
+
+async def update_app(request: web.Request) -> web.Response:
+    """Rename or rotate the credential (a new secret, or a new certificate)."""
+    ctx = request.app[ADMIN]
+    app_id = request.match_info["app"]
+    data = await _body(request)
+    secret, cert_key = _str(data, "clientSecret"), _str(data, "certificateKey")
+    for value in (secret, cert_key):
+        register_secret(value)
+    name, thumbprint = _str(data, "name"), _str(data, "certificateThumbprint")
+    app = await ctx.store.write(
+        lambda db: acc.update_app(
+            db,
+            app_id,
+            sealer=ctx.sealer,
+            name=name,
+            client_secret=secret,
+            certificate_key_pem=cert_key,
+            certificate_thumbprint=thumbprint,
+        )
+    )
+    log.info("application updated", extra={"app": app.id})
+    await _run_hook(request, ctx.on_app_updated, app)
+    return web.json_response({"id": app.id, "updated": True, "app": app_json(app)})
 
 
 async def delete_app(request: web.Request) -> web.Response:
@@ -410,6 +438,7 @@ ADMIN_ROUTES = [
     web.get("/v1/oauth2", list_apps),
     web.post("/v1/oauth2", create_app),
     web.get("/v1/oauth2/{app}", get_app),
+    web.put("/v1/oauth2/{app}", update_app),
     web.delete("/v1/oauth2/{app}", delete_app),
     web.post("/v1/account", create_account),
     web.get("/v1/accounts", list_accounts),
@@ -436,6 +465,7 @@ def make_http_app(
     on_account_added: AccountHook | None = None,
     on_account_updated: AccountHook | None = None,
     on_account_removed: AccountHook | None = None,
+    on_app_updated: AppHook | None = None,
     sealer: SecretBox | None = None,
 ) -> web.Application:
     """The one aiohttp application of the HTTP listener.
@@ -444,7 +474,9 @@ def make_http_app(
     ``/metrics``, ``/health`` — is added by the composition root, unauthenticated: pass
     ``extra_routes`` (``web.get(...)``, ``web.post(...)``), or call ``app.router.add_*`` /
     ``app.add_subapp(prefix, sub)`` on the returned app before it starts.
-    ``on_account_*`` hooks receive the ``Account`` after the change is committed.
+    ``on_account_*`` hooks receive the ``Account`` after the change is committed;
+    ``on_app_updated`` the ``OAuth2App`` after a rename or credential rotation (drop any
+    cached token client for it). Coroutine hooks run in the background.
     """
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
@@ -458,6 +490,7 @@ def make_http_app(
         on_account_added=on_account_added,
         on_account_updated=on_account_updated,
         on_account_removed=on_account_removed,
+        on_app_updated=on_app_updated,
     )
     app[_TASKS] = set()
     app.on_cleanup.append(_cancel_hooks)

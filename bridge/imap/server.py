@@ -92,8 +92,9 @@ class ImapServer:
         self._server = await asyncio.start_server(
             self._accept, self.host, self._port, ssl=self.ssl_context, limit=READ_SIZE
         )
-        log.info("IMAP listening on %s:%d%s", self.host, self.port,
-                 " (TLS)" if self.ssl_context else "")
+        log.info(
+            "IMAP listening on %s:%d%s", self.host, self.port, " (TLS)" if self.ssl_context else ""
+        )
 
     @property
     def sockets(self) -> tuple[object, ...]:
@@ -132,7 +133,7 @@ class ImapServer:
 
     async def _say_bye(self, connection: _Connection) -> None:
         if connection.session is not None:
-            await connection.session.close()
+            await connection.session.close(notify=False)  # stops IDLE; we write last
         with contextlib.suppress(Exception):
             connection.writer.write(b"* BYE Server shutting down\r\n")
             connection.writer.close()

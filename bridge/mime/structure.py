@@ -30,11 +30,12 @@ The scan is top-down. For one entity spanning ``[start, end)``:
    ending *before* a delimiter belongs to the delimiter, so it is not part of the
    preceding body part — except where it ends a nested multipart's close-delimiter
    line (``--inner--CRLF--outer``): like Dovecot we leave that one in the part
-   (``ends_with_close`` carries this up through message/rfc822). Text before the first delimiter is the preamble and text after
-   the close delimiter the epilogue; both are ignored, so a boundary-like string
-   there does no harm. Each body part is then scanned recursively within its own span,
-   which means an outer boundary always terminates an inner multipart that lacks its
-   close delimiter (the outer scan cut the span first). A missing close delimiter
+   (``ends_with_close`` carries this up through message/rfc822). Text before the
+   first delimiter is the preamble and text after the close delimiter the epilogue;
+   both are ignored, so a boundary-like string there does no harm. Each body part is
+   then scanned recursively within its own span, which means an outer boundary always
+   terminates an inner multipart that lacks its close delimiter (the outer scan cut
+   the span first). A missing close delimiter
    simply lets the last part run to the end of the span. A multipart with no
    boundary parameter is treated as text/plain (RFC 2045 §5.2 spirit; the content
    stays visible), and a multipart with no parts at all gets one empty text/plain part

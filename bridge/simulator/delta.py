@@ -307,14 +307,18 @@ def _message_initial(ctx: Ctx, mb: Mailbox, folder: Folder, options: dict[str, A
 def _message_changes(ctx: Ctx, folder: Folder, since: int, options: dict[str, Any]) -> list[Entry]:
     first: dict[int, ChangeKind] = {}
     last: dict[int, Any] = {}
-    replay = None
     for entry in folder.log:
         if entry.seq <= since:
-            replay = entry
             continue
         first.setdefault(entry.key, entry.kind)
         last[entry.key] = entry
-    if ctx.faults.delta_replay and replay is not None and replay.key not in last:
+    replay = None
+    if ctx.faults.delta_replay:
+        for entry in reversed(folder.log):
+            if entry.seq <= since and entry.key not in last and entry.key in folder.messages:
+                replay = entry
+                break
+    if replay is not None:
         # Replay of a change the client already received in the previous round.
         first[replay.key] = ChangeKind.UPDATED
         last[replay.key] = replay

@@ -173,7 +173,7 @@ def html_to_text(content: str) -> str:
 
 def text_to_html(content: str) -> str:
     # What Exchange serves for a text body when HTML is asked for (the default).
-    escaped = html.escape(content).replace("\n", "<br>\r\n")
+    escaped = html.escape(content.replace("\r\n", "\n")).replace("\n", "<br>\r\n")
     return (
         '<html>\r\n<head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
         "\r\n</head>\r\n<body>\r\n<div>" + escaped + "</div>\r\n</body>\r\n</html>\r\n"

@@ -456,7 +456,7 @@ class World:
         if fid is None:
             fid = ref
         f = mb.folders.get(fid)
-        if f is None or (f.well_known == ROOT_WK and ref.lower() != ROOT_WK):
+        if f is None or f.well_known == ROOT_WK:
             raise item_not_found()
         return f
 

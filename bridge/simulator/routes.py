@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from urllib.parse import unquote
 from . import batch, delta, folders, messages, send, subscriptions, users
 from .context import MAX_BODY, Ctx, SimRequest, SimResponse
 from .errors import GraphError, access_denied, invalid_user, mailbox_not_enabled, too_large
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Ctx], "SimResponse | Awaitable[SimResponse]"]
 
@@ -247,7 +250,14 @@ class Pipeline:
             resp, ctx = await self._run(req, abort)
             if resp is None:
                 return None
-        except GraphError as err:
+        except Exception as exc:  # any handler bug becomes a Graph-shaped 500
+            if isinstance(exc, GraphError):
+                err = exc
+            else:
+                log.exception("simulator handler failed for %s %s", req.method, req.path)
+                err = GraphError(
+                    500, "ErrorInternalServerError", "An internal server error occurred."
+                )
             now = sim.world.now()
             body = err.body(request_id, client_request_id, now.strftime("%Y-%m-%dT%H:%M:%S"))
             resp = SimResponse.json(

@@ -125,6 +125,7 @@ class Simulator:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._reused_port = False
         if persist and (self.state_dir / "state.json").exists():
             load_world(self.world, self.state_dir / "state.json")
 
@@ -159,6 +160,12 @@ class Simulator:
             return
         ready = threading.Event()
         failure: list[BaseException] = []
+        port_file = self.state_dir / "port"
+        self._reused_port = False
+        if self.persist and self.port == 0 and port_file.exists():
+            # A restarted demo keeps its URLs, so an existing bridge config keeps working.
+            self.port = int(port_file.read_text().strip() or 0)
+            self._reused_port = True
 
         def run() -> None:
             loop = asyncio.new_event_loop()
@@ -169,7 +176,14 @@ class Simulator:
                 site = web.TCPSite(
                     runner, self.host, self.port, ssl_context=self.tls.server_context()
                 )
-                loop.run_until_complete(site.start())
+                try:
+                    loop.run_until_complete(site.start())
+                except OSError:
+                    if not self._reused_port:
+                        raise
+                    # The port a persisted demo used last time is taken: take any.
+                    site = web.TCPSite(runner, self.host, 0, ssl_context=self.tls.server_context())
+                    loop.run_until_complete(site.start())
                 server = site._server
                 assert server is not None
                 self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
@@ -194,6 +208,8 @@ class Simulator:
         if failure:
             self._thread = None
             raise failure[0]
+        if self.persist:
+            port_file.write_text(str(self.port))
 
     def stop(self) -> None:
         if self.persist:

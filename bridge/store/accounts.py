@@ -68,6 +68,7 @@ __all__ = [
     "set_mailbox_id",
     "set_password_hash",
     "update_account",
+    "update_app",
 ]
 
 CLOUDS = ("global", "gcc-high", "dod", "china", "custom")
@@ -401,6 +402,54 @@ def get_app_credentials(db: sqlite_utils.Database, app_id: str, sealer: Sealer) 
         ),
         certificate_thumbprint=row["certificate_thumbprint"],
     )
+
+
+def update_app(
+    db: sqlite_utils.Database,
+    app_id: str,
+    *,
+    sealer: Sealer,
+    name: str | None = None,
+    client_secret: str | None = None,
+    certificate_key_pem: str | None = None,
+    certificate_thumbprint: str | None = None,
+) -> OAuth2App:
+    """Rename an application or rotate its credential (secrets expire; deleting the app
+    would mean deleting its accounts). A new secret replaces a certificate and vice versa."""
+    get_app(db, app_id)
+    has_cert = certificate_key_pem is not None or certificate_thumbprint is not None
+    if client_secret is not None and has_cert:
+        raise StoreValueError("give either a new client secret or a new certificate, not both.")
+    if has_cert and not (certificate_key_pem and certificate_thumbprint):
+        raise StoreValueError("a certificate needs both the private key and its thumbprint.")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        if not name.strip():
+            raise StoreValueError("the application's name is empty.")
+        changes["name"] = name.strip()
+    if client_secret is not None:
+        if not client_secret:
+            raise StoreValueError("the client secret is empty.")
+        changes.update(
+            client_secret=sealer.encrypt(client_secret),
+            certificate_key=None,
+            certificate_thumbprint=None,
+            secret_updated_at=_now(),
+        )
+    elif has_cert:
+        assert certificate_key_pem is not None
+        changes.update(
+            client_secret=None,
+            certificate_key=sealer.encrypt(certificate_key_pem),
+            certificate_thumbprint=certificate_thumbprint,
+            secret_updated_at=_now(),
+        )
+    if changes:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        db.execute(
+            f"UPDATE oauth2_apps SET {assignments} WHERE id = ?", [*changes.values(), app_id]
+        )
+    return get_app(db, app_id)
 
 
 def delete_app(db: sqlite_utils.Database, app_id: str) -> None:

@@ -29,6 +29,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,12 @@ class BlobStats:
 class BlobCache:
     """Size-capped, content-addressed byte store. Construct with ``BlobCache.open``."""
 
-    def __init__(self, root: Path, cap_bytes: int, *, clock: object = None) -> None:
+    def __init__(
+        self, root: Path, cap_bytes: int, *, clock: Callable[[], float] | None = None
+    ) -> None:
         self.root = root
         self.cap_bytes = cap_bytes
-        self._clock = clock if callable(clock) else time.time
+        self._clock: Callable[[], float] = clock or time.time
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._pins: set[str] = set()
@@ -75,7 +78,7 @@ class BlobCache:
         return await asyncio.to_thread(cls, Path(root), cap_bytes)
 
     def _now(self) -> float:
-        return float(self._clock())  # type: ignore[operator]
+        return self._clock()
 
     def _path(self, digest: str) -> Path:
         return self.root / "objects" / digest[:2] / digest

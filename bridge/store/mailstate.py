@@ -211,7 +211,7 @@ def allocate_uidvalidity(db: sqlite_utils.Database, account_id: str, now: float)
     (last,) = db.execute(
         "SELECT last_uidvalidity FROM ms_accounts WHERE account_id = ?", [account_id]
     ).fetchone()
-    value = max(int(now) & 0xFFFFFFFF, last + 1)
+    value = max(int(now) & 0xFFFFFFFF, int(last) + 1)
     db.execute(
         "UPDATE ms_accounts SET last_uidvalidity = ? WHERE account_id = ?", [value, account_id]
     )
@@ -567,7 +567,7 @@ def remove_messages(
     return [row.uid for row in rows], hashes
 
 
-def set_body(
+def record_body(
     db: sqlite_utils.Database,
     account_id: str,
     folder_id: str,
@@ -576,13 +576,33 @@ def set_body(
     body_hash: str,
     size: int,
     summary: str,
+    remote_hash: str | None,
 ) -> None:
-    """Record the bytes a UID serves (first download, or a re-download of bytes no client
-    has seen yet)."""
+    """Record the bytes a UID serves: at the first download, or when the bytes were
+    re-downloaded or re-summarized (see ``bridge.backend.cached`` on pinning)."""
     db.execute(
-        "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?"
-        " WHERE account_id = ? AND folder_id = ? AND uid = ? AND pinned = 0",
-        [body_hash, size, summary, account_id, folder_id, uid],
+        "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, remote_hash = ?"
+        " WHERE account_id = ? AND folder_id = ? AND uid = ?",
+        [body_hash, size, summary, remote_hash, account_id, folder_id, uid],
+    )
+
+
+def replace_body(
+    db: sqlite_utils.Database,
+    account_id: str,
+    folder_id: str,
+    uid: int,
+    *,
+    body_hash: str,
+    size: int,
+    summary: str,
+    remote_hash: str | None,
+) -> None:
+    """Make a UID serve the client's own bytes (APPEND), pinned."""
+    db.execute(
+        "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, pinned = 1,"
+        " remote_hash = ? WHERE account_id = ? AND folder_id = ? AND uid = ?",
+        [body_hash, size, summary, remote_hash, account_id, folder_id, uid],
     )
 
 

@@ -17,10 +17,12 @@ visible folder (GRAPH-MAIL-FACTS §16):
   because a message already known with the same changeKey is skipped, a known id never
   gets a second UID, and a removal of an unknown id is a no-op.
 
-A draft whose content changed in Outlook (changeKey changed and the bytes differ, or —
-when the body was never downloaded — ``lastModifiedDateTime`` changed with the flags
-unchanged) is expunged and re-added under a new UID, because the bytes served for a UID
-never change. Flag-only changes update the row and bump its modseq.
+A draft whose content changed in Outlook (changeKey changed and Graph's ``/$value``
+differs from the one recorded, or — when Graph's bytes were never fetched — the
+changeKey changed while the flags did not) is expunged and re-added under a new UID,
+because the bytes served for a UID never change. Flag-only changes update the row and
+bump its modseq. (APPEND of a draft records Graph's bytes' hash, so the byte comparison
+applies to drafts a client saved.)
 
 Events are published after the transaction that caused them commits.
 
@@ -45,10 +47,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -213,23 +216,29 @@ class SyncEngine:
     async def sync_now(self, folder_id: str | None = None) -> None:
         """Sync one folder, or the tree and every visible folder; returns when done.
         Raises the first ``RemoteError`` after every folder had its turn."""
+        if folder_id is not None:
+            await self._tracked(self.sync_folder(folder_id))
+            return
+        await self._tracked(self._pass())
+
+    async def _pass(self) -> None:
+        await self.sync_tree()
+        await self._sync_folders(await self._syncable())
+        self._progress["phase"] = "steady"
+        self._progress["last_pass"] = self._wall()
+        self._prefetch_wake.set()
+
+    async def _tracked(self, work: Awaitable[None]) -> None:
+        """Run ``work`` and report the account's state from how it went."""
         try:
-            if folder_id is not None:
-                await self.sync_folder(folder_id)
-                self._set_state(AccountState.CONNECTED, None)
-                return
-            await self.sync_tree()
-            await self._sync_folders(await self._syncable())
-            self._progress["phase"] = "steady"
-            self._progress["last_pass"] = self._wall()
-            self._set_state(AccountState.CONNECTED, None)
-            self._prefetch_wake.set()
+            await work
         except RemoteAuthError as exc:
             self._set_state(AccountState.AUTHENTICATION_ERROR, str(exc))
             raise
         except RemoteUnavailable as exc:
             self._set_state(AccountState.CONNECT_ERROR, str(exc))
             raise
+        self._set_state(AccountState.CONNECTED, None)
 
     # -- state --------------------------------------------------------------------------
     def _set_state(self, state: AccountState, error: str | None) -> None:
@@ -311,8 +320,9 @@ class SyncEngine:
 
     # -- one folder ---------------------------------------------------------------------
     async def _sync_folders(self, folder_ids: Sequence[str]) -> None:
-        self._progress["folders_total"] = len(folder_ids)
-        self._progress["folders_done"] = 0
+        if self._progress["phase"] == "initial":
+            self._progress["folders_total"] = len(folder_ids)
+            self._progress["folders_done"] = 0
         failures: list[RemoteError] = []
         limit = asyncio.Semaphore(2)
 
@@ -324,8 +334,8 @@ class SyncEngine:
                     log.warning("sync of folder %s failed: %s", folder_id, exc)
                     failures.append(exc)
                 finally:
-                    self._progress["folders_done"] += 1
                     if self._progress["phase"] == "initial":
+                        self._progress["folders_done"] += 1
                         log.info(
                             "initial sync of %s: %d/%d folders, %d messages",
                             self.account_id,
@@ -371,12 +381,12 @@ class SyncEngine:
             page = await self.remote.message_delta(row.folder_id, current)
             bodies = await self._changed_drafts(row.folder_id, page.messages)
             events = await self.store.write(
-                lambda db, page=page, bodies=bodies: self._apply(
-                    db,
-                    row,
-                    page.messages,
-                    page.removed_ids,
-                    bodies,
+                functools.partial(
+                    self._apply,
+                    folder=row,
+                    messages=page.messages,
+                    removed_ids=page.removed_ids,
+                    new_bodies=bodies,
                     final_link=page.delta_link,
                     reconcile=False,
                 )
@@ -455,11 +465,14 @@ class SyncEngine:
                     await self.blobs.put(data)
                     changed[message.id] = _NewBody(digest, len(data), summary)
                 continue
+            # Graph's bytes were never fetched, so no client saw them: a new changeKey
+            # with the same flags can only be content (lastModifiedDateTime has whole
+            # seconds, too coarse to tell two edits apart).
             new_state = state_from_remote(message)
             same_flags = flagmap.imap_flags(flag_state(row.state)) == flagmap.imap_flags(
                 flag_state(new_state)
             )
-            if same_flags and new_state.last_modified != row.state.last_modified:
+            if same_flags:
                 changed[message.id] = None
         return changed
 
@@ -589,29 +602,36 @@ class SyncEngine:
                 # Debounce: a burst of notifications becomes one sync per folder.
                 await asyncio.sleep(self.settings.nudge_debounce)
             pending, self._pending = self._pending, set()
-            now = self._clock()
-            everything = None in pending
-            if everything or self._tree_due <= now:
-                self._tree_due = now + self.settings.poll_tree * (
-                    1 + self._rng.uniform(-self.settings.poll_jitter, self.settings.poll_jitter)
-                )
-                await self._guarded(self.sync_tree())
-            syncable = await self._syncable()
-            due = [
-                fid
-                for fid in syncable
-                if everything or fid in pending or self._due.get(fid, now) <= now
-            ]
-            for fid in list(self._due):
-                if fid not in syncable:
-                    del self._due[fid]
-            for fid in syncable:
-                self._due.setdefault(fid, now + self._interval(fid))
-            if due:
-                for fid in due:
-                    self._due[fid] = now + self._interval(fid)
-                await self._guarded(self._sync_folders(due))
-                self._prefetch_wake.set()
+            try:
+                await self._poll_once(pending)
+            except Exception:
+                # A bug or a store failure must not end polling for the account.
+                log.exception("polling of account %s failed", self.account_id)
+                await asyncio.sleep(1.0)
+
+    async def _poll_once(self, pending: set[str | None]) -> None:
+        now = self._clock()
+        everything = None in pending
+        if everything or self._tree_due <= now:
+            jitter = self._rng.uniform(-self.settings.poll_jitter, self.settings.poll_jitter)
+            self._tree_due = now + self.settings.poll_tree * (1 + jitter)
+            await self._guarded(self._tracked(self.sync_tree()))
+        syncable = await self._syncable()
+        due = [
+            fid
+            for fid in syncable
+            if everything or fid in pending or self._due.get(fid, now) <= now
+        ]
+        for fid in list(self._due):
+            if fid not in syncable:
+                del self._due[fid]
+        for fid in syncable:
+            self._due.setdefault(fid, now + self._interval(fid))
+        if due:
+            for fid in due:
+                self._due[fid] = now + self._interval(fid)
+            await self._guarded(self._tracked(self._sync_folders(due)))
+            self._prefetch_wake.set()
 
     # -- prefetch -------------------------------------------------------------------------
     async def _prefetch_loop(self) -> None:

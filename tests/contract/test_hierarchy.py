@@ -144,3 +144,25 @@ async def test_status_counts(backend: MailBackend) -> None:
     assert status.size is None or status.size == len(message(1)) + len(message(2))
     with pytest.raises(MailboxNotFound):
         await backend.status("Missing")
+
+
+async def test_every_hierarchy_change_is_announced(
+    backend: MailBackend, events: list[MailEvent]
+) -> None:
+    await backend.create_mailbox("One")
+    await backend.rename_mailbox("One", "Two")
+    await backend.set_subscribed("Two", True)
+    await backend.delete_mailbox("Two")
+    assert sum(isinstance(e, MailboxesChanged) for e in events) >= 4
+
+
+async def test_failed_operations_change_nothing(
+    backend: MailBackend, events: list[MailEvent]
+) -> None:
+    before = await names(backend)
+    with pytest.raises(BackendError):
+        await backend.create_mailbox("INBOX")
+    with pytest.raises(BackendError):
+        await backend.rename_mailbox("Nope", "Other")
+    assert await names(backend) == before
+    assert events == []

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.config import default_config
+from bridge.config import default_config, secret_box
 from bridge.http import make_http_app
 from bridge.secrets import verify_password
 from bridge.store import Store
@@ -112,6 +112,16 @@ async def test_oauth2_routes(api: Harness, caplog: pytest.LogCaptureFixture) -> 
     assert status == 200 and one == app
     assert CLIENT_SECRET not in str(listed) + str(one)
     assert "application added" in caplog.text and CLIENT_SECRET not in caplog.text
+
+    status, updated = await api.call(
+        "PUT", f"/v1/oauth2/{app_id}", {"name": "Renamed", "clientSecret": "rotated-secret-42"}
+    )
+    assert status == 200 and updated["app"]["name"] == "Renamed"
+    assert "rotated-secret-42" not in str(updated) + caplog.text
+    creds = await acc.fetch_app_credentials(
+        api.store, app_id, secret_box(default_config(Path("/unused")))
+    )
+    assert creds.client_secret == "rotated-secret-42"
 
     status, deleted = await api.call("DELETE", f"/v1/oauth2/{app_id}")
     assert (status, deleted) == (200, {"id": app_id, "deleted": True})

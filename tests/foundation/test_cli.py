@@ -88,6 +88,22 @@ def test_app_list_show_remove(cfg: str, app_id: str) -> None:
     assert "Tenant:      contoso.onmicrosoft.com" in shown.out
     as_json = run("app", "list", "--config", cfg, "--json").json()
     assert isinstance(as_json, dict) and as_json["total"] == 1
+    rotated = run(
+        "app",
+        "update",
+        app_id,
+        "--config",
+        cfg,
+        "--name",
+        "Renamed",
+        "--secret-stdin",
+        "--json",
+        stdin="rotated-client-secret-1",
+    )
+    assert rotated.code == 0, rotated.err
+    assert "rotated-client-secret-1" not in rotated.out + rotated.err
+    data = rotated.json()
+    assert isinstance(data, dict) and data["name"] == "Renamed" and data["secretUpdated"]
     assert run("app", "remove", app_id, "--config", cfg).code == 0
     missing = run("app", "show", app_id, "--config", cfg)
     assert missing.code == 1 and "no application with id 'contoso'" in missing.err

@@ -291,3 +291,32 @@ def test_generated_ids_never_look_like_options() -> None:
     ids = {acc.new_app_id() for _ in range(300)}
     assert len(ids) == 300
     assert all(i[0].isalnum() and len(i) == 11 for i in ids)
+
+
+async def test_rotate_credentials(store: Store, box: SecretBox) -> None:
+    app = await _app(store, box)
+    rotated = await store.write(
+        lambda db: acc.update_app(db, app.id, sealer=box, client_secret="new-secret-value-1")
+    )
+    creds = await acc.fetch_app_credentials(store, app.id, box)
+    assert creds.client_secret == "new-secret-value-1" and rotated.secret_encrypted
+    assert rotated.secret_updated_at is not None
+    to_cert = await store.write(
+        lambda db: acc.update_app(
+            db, app.id, sealer=box, certificate_key_pem="PEM-KEY", certificate_thumbprint="AA"
+        )
+    )
+    assert to_cert.has_certificate and not to_cert.has_client_secret
+    renamed = await store.write(lambda db: acc.update_app(db, app.id, sealer=box, name="New"))
+    assert renamed.name == "New" and renamed.has_certificate
+    with pytest.raises(acc.StoreValueError, match="not both"):
+        await store.write(
+            lambda db: acc.update_app(
+                db,
+                app.id,
+                sealer=box,
+                client_secret="x",
+                certificate_key_pem="k",
+                certificate_thumbprint="t",
+            )
+        )

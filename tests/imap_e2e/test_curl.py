@@ -9,8 +9,13 @@ from .conftest import Running
 
 async def _curl(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        "curl", "-s", "--max-time", "20", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "curl",
+        "-s",
+        "--max-time",
+        "20",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode is not None

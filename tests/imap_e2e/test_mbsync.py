@@ -9,6 +9,7 @@ from bridge.backend.types import FetchNeed, StoreOperation
 
 from .conftest import Running
 
+
 def _message(n: int) -> bytes:
     return (
         f"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\n"
@@ -53,8 +54,12 @@ SyncState *
 
 async def _mbsync(rc: Path) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "mbsync", "-c", str(rc), "-a",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "mbsync",
+        "-c",
+        str(rc),
+        "-a",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     text = out.decode(errors="replace")
@@ -68,11 +73,12 @@ def _local(maildir: Path, folder: str) -> dict[str, str]:
     for sub in ("cur", "new"):
         for path in (maildir / folder / sub).iterdir():
             subject = next(
-                line for line in path.read_bytes().decode().splitlines()
+                line
+                for line in path.read_bytes().decode().splitlines()
                 if line.startswith("Subject:")
             )
             flags = path.name.split(":2,")[1] if ":2," in path.name else ""
-            found[subject[len("Subject: "):]] = flags
+            found[subject[len("Subject: ") :]] = flags
     return found
 
 
@@ -86,7 +92,7 @@ async def _remote(running: Running, folder: str) -> dict[str, frozenset[str]]:
         subject = next(
             line for line in (d.body or b"").decode().splitlines() if line.startswith("Subject:")
         )
-        out[subject[len("Subject: "):]] = d.flags or frozenset()
+        out[subject[len("Subject: ") :]] = d.flags or frozenset()
     return out
 
 
@@ -114,10 +120,12 @@ async def test_two_way_sync(running: Running, tmp_path: Path) -> None:
     snap = await backend.select("INBOX", read_only=False)
     uids = [m.uid for m in snap.messages]
     await backend.append("INBOX", _message(5), frozenset(), None)
-    await backend.store_flags(snap.mailbox_id, [uids[1]], StoreOperation.ADD,
-                              frozenset({"\\Flagged"}))
-    await backend.store_flags(snap.mailbox_id, [uids[2]], StoreOperation.ADD,
-                              frozenset({"\\Deleted"}))
+    await backend.store_flags(
+        snap.mailbox_id, [uids[1]], StoreOperation.ADD, frozenset({"\\Flagged"})
+    )
+    await backend.store_flags(
+        snap.mailbox_id, [uids[2]], StoreOperation.ADD, frozenset({"\\Deleted"})
+    )
     await backend.expunge(snap.mailbox_id)
     # Changes in the Maildir: a new message, one marked seen.
     (maildir / "INBOX" / "new" / "1700000000.local6.host").write_bytes(_message(6))

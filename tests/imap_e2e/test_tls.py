@@ -19,10 +19,12 @@ async def tls_server(
 ) -> AsyncIterator[tuple[ImapServer, ImapServer]]:
     backend = MemoryBackend()
     auth = MemoryAuthenticator({"user": ("secret", backend)})
-    starttls = ImapServer(auth, host="127.0.0.1", port=0, starttls_context=server_tls,
-                          allow_plaintext_auth=False)
-    implicit = ImapServer(auth, host="127.0.0.1", port=0, ssl_context=server_tls,
-                          allow_plaintext_auth=False)
+    starttls = ImapServer(
+        auth, host="127.0.0.1", port=0, starttls_context=server_tls, allow_plaintext_auth=False
+    )
+    implicit = ImapServer(
+        auth, host="127.0.0.1", port=0, ssl_context=server_tls, allow_plaintext_auth=False
+    )
     await starttls.start()
     await implicit.start()
     try:

@@ -27,7 +27,7 @@ def test_crlf_only_and_sizes() -> None:
     corpus = build_corpus(120, seed=1, large_every=40)
     for message in corpus:
         assert b"\n" not in message.replace(b"\r\n", b"")  # CRLF line endings only
-        assert 900 <= len(message) <= 210_000
+        assert 1_000 <= len(message) <= 210_000
     large = [m for m in corpus if len(m) > 140_000]
     assert len(large) == 3
     assert max(len(line) for m in corpus for line in m.split(b"\r\n")) >= 400

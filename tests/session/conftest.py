@@ -34,8 +34,9 @@ def new_client(authenticator: MemoryAuthenticator) -> Callable[..., Client]:
     return make
 
 
-async def deliver(backend: MemoryBackend, count: int, mailbox: str = "INBOX",
-                  flags: frozenset[str] = frozenset()) -> list[int]:
+async def deliver(
+    backend: MemoryBackend, count: int, mailbox: str = "INBOX", flags: frozenset[str] = frozenset()
+) -> list[int]:
     uids = []
     for n in range(1, count + 1):
         uids.append((await backend.append(mailbox, message(n), flags, None)).uid)

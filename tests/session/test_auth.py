@@ -29,8 +29,20 @@ async def test_login_changes_capabilities(client: Client) -> None:
     client.skip()
     await client.C("a001 LOGIN user secret")
     done = client.OK("a001", "CAPABILITY")
-    for cap in ("UIDPLUS", "MOVE", "IDLE", "ESEARCH", "CONDSTORE", "SPECIAL-USE", "QUOTA",
-                "LIST-STATUS", "APPENDLIMIT=", "NAMESPACE", "UNSELECT", "CHILDREN"):
+    for cap in (
+        "UIDPLUS",
+        "MOVE",
+        "IDLE",
+        "ESEARCH",
+        "CONDSTORE",
+        "SPECIAL-USE",
+        "QUOTA",
+        "LIST-STATUS",
+        "APPENDLIMIT=",
+        "NAMESPACE",
+        "UNSELECT",
+        "CHILDREN",
+    ):
         assert cap in done
     assert "AUTH=PLAIN" not in done
     assert client.session.state is SessionState.AUTHENTICATED
@@ -61,8 +73,9 @@ async def test_throttle_refuses_a_login_after_too_many_failures() -> None:
     backend = MemoryBackend()
     clock = FakeClock()
     throttle = LoginThrottle(clock=clock, max_failures_per_login=3, window=60)
-    client = Client(MemoryAuthenticator({"user": ("secret", backend)}), clock=clock,
-                    throttle=throttle)
+    client = Client(
+        MemoryAuthenticator({"user": ("secret", backend)}), clock=clock, throttle=throttle
+    )
     client.skip()
     for n in range(3):
         await client.C(f"a{n} LOGIN user wrong")

@@ -131,8 +131,9 @@ async def test_list_status(client: Client, backend: MemoryBackend) -> None:
     await deliver(backend, 3)
     await logged_in(client)
     await client.C('a1 LIST "" INBOX RETURN (STATUS (MESSAGES UNSEEN UIDNEXT))')
-    client.S('* LIST (\\HasNoChildren) "/" "INBOX"',
-             '* STATUS "INBOX" (MESSAGES 3 UNSEEN 3 UIDNEXT 4)')
+    client.S(
+        '* LIST (\\HasNoChildren) "/" "INBOX"', '* STATUS "INBOX" (MESSAGES 3 UNSEEN 3 UIDNEXT 4)'
+    )
     client.OK("a1")
 
 
@@ -158,8 +159,7 @@ async def test_append_with_literal_plus_and_sync_literal(
     body = message(1)
     status = await backend.status("INBOX")
     await client.C(
-        b'a1 APPEND INBOX (\\Seen $Work) "02-Nov-2026 10:00:00 +0100" {%d+}\r\n' % len(body)
-        + body
+        b'a1 APPEND INBOX (\\Seen $Work) "02-Nov-2026 10:00:00 +0100" {%d+}\r\n' % len(body) + body
     )
     client.OK("a1", f"APPENDUID {status.uidvalidity} 1")
     await client.C(b"a2 APPEND Drafts (\\Draft) {%d}" % len(body))
@@ -228,3 +228,17 @@ async def test_backend_failure_is_serverbug_and_session_lives_on(
     client.NO("a1", "SERVERBUG")
     await client.C("a2 NOOP")
     client.OK("a2")
+
+
+async def test_list_multiple_patterns_and_children_return(client: Client) -> None:
+    await logged_in(client)
+    await client.C('a1 LIST "" (INBOX Sent) RETURN (CHILDREN)')
+    client.S('* LIST (\\HasNoChildren) "/" "INBOX"', '* LIST (\\HasNoChildren \\Sent) "/" "Sent"')
+    client.OK("a1")
+
+
+async def test_id_before_login(client: Client) -> None:
+    client.skip()
+    await client.C("a1 ID NIL")
+    client.S('* ID ("name" "graph-mail-bridge" "version" "0.1.0")')
+    client.OK("a1")

@@ -213,3 +213,34 @@ async def test_rename_of_selected_mailbox_keeps_session(
     await a.C("a1 UID FETCH 1:* (UID)")
     a.S("* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)")
     a.OK("a1")
+
+
+async def test_idle_session_told_when_its_mailbox_is_deleted(
+    new_client: Callable[..., Client], backend: MemoryBackend
+) -> None:
+    await backend.create_mailbox("Doomed")
+    closed: list[bool] = []
+    a = new_client(on_close=lambda: closed.append(True))
+    a.skip()
+    await a.login()
+    await a.select("Doomed")
+    await a.C("a1 IDLE")
+    a.S("+ idling")
+    await backend.delete_mailbox("Doomed")
+    await until_output(a)
+    a.S("* BYE Selected mailbox was deleted or reset")
+    assert a.session.closed
+    assert closed == [True]  # the transport was told to hang up
+
+
+async def test_garbage_instead_of_done_ends_idle(new_client: Callable[..., Client]) -> None:
+    a = new_client()
+    a.skip()
+    await a.login()
+    await a.C("a1 IDLE")
+    a.S("+ idling")
+    await a.C("a2 NOOP")
+    a.BAD("a1")
+    assert a.session.idle is None
+    await a.C("a3 NOOP")
+    a.OK("a3")

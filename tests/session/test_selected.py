@@ -17,12 +17,21 @@ from .transcript import Client, message
 @pytest.fixture
 async def inbox(client: Client, backend: MemoryBackend) -> Client:
     """Three messages (UIDs 1-3); message 1 is \\Seen; the client has INBOX selected."""
-    await backend.append("INBOX", message(1), frozenset({"\\Seen"}),
-                         datetime(2026, 11, 2, 10, 0, tzinfo=UTC))
-    await backend.append("INBOX", message(2, body="Needle in the body."), frozenset(),
-                         datetime(2026, 11, 3, 10, 0, tzinfo=UTC))
-    await backend.append("INBOX", message(3, subject="Invoice March"), frozenset({"$Work"}),
-                         datetime(2026, 11, 4, 10, 0, tzinfo=UTC))
+    await backend.append(
+        "INBOX", message(1), frozenset({"\\Seen"}), datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    )
+    await backend.append(
+        "INBOX",
+        message(2, body="Needle in the body."),
+        frozenset(),
+        datetime(2026, 11, 3, 10, 0, tzinfo=UTC),
+    )
+    await backend.append(
+        "INBOX",
+        message(3, subject="Invoice March"),
+        frozenset({"$Work"}),
+        datetime(2026, 11, 4, 10, 0, tzinfo=UTC),
+    )
     client.skip()
     await client.login()
     await client.select()
@@ -63,9 +72,9 @@ async def test_fetch_flags_uid_size_date(inbox: Client) -> None:
     await inbox.C("a1 FETCH 1:2 (UID FLAGS RFC822.SIZE INTERNALDATE)")
     size1, size2 = len(message(1)), len(message(2, body="Needle in the body."))
     inbox.S(
-        f'* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen) RFC822.SIZE {size1} '
+        f"* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen) RFC822.SIZE {size1} "
         f'INTERNALDATE "02-Nov-2026 10:00:00 +0000")',
-        f'* 2 FETCH (UID 2 FLAGS (\\Recent) RFC822.SIZE {size2} '
+        f"* 2 FETCH (UID 2 FLAGS (\\Recent) RFC822.SIZE {size2} "
         f'INTERNALDATE "03-Nov-2026 10:00:00 +0000")',
     )
     inbox.OK("a1")
@@ -119,8 +128,9 @@ async def test_rfc822_items(inbox: Client) -> None:
     inbox.S(f"* 3 FETCH (UID 3 RFC822.HEADER {{{len(header)}}}\r\n{header})")
     inbox.OK("a1")
     await inbox.C("a2 UID FETCH 3 RFC822")
-    inbox.S(f"* 3 FETCH (UID 3 RFC822 {{{len(body)}}}\r\n{body.decode()} "
-            "FLAGS (\\Recent \\Seen $Work))")
+    inbox.S(
+        f"* 3 FETCH (UID 3 RFC822 {{{len(body)}}}\r\n{body.decode()} FLAGS (\\Recent \\Seen $Work))"
+    )
     inbox.OK("a2")
 
 
@@ -152,8 +162,9 @@ async def test_fetch_macros(inbox: Client) -> None:
 
 async def test_store_variants(inbox: Client) -> None:
     await inbox.C("a1 STORE 1:2 +FLAGS (\\Flagged)")
-    inbox.S("* 1 FETCH (FLAGS (\\Flagged \\Recent \\Seen))",
-            "* 2 FETCH (FLAGS (\\Flagged \\Recent))")
+    inbox.S(
+        "* 1 FETCH (FLAGS (\\Flagged \\Recent \\Seen))", "* 2 FETCH (FLAGS (\\Flagged \\Recent))"
+    )
     inbox.OK("a1")
     await inbox.C("a2 UID STORE 2 -FLAGS (\\Flagged)")
     inbox.S("* 2 FETCH (UID 2 FLAGS (\\Recent))")
@@ -235,8 +246,7 @@ async def test_copy_and_move_with_copyuid(inbox: Client, backend: MemoryBackend)
     inbox.NO("a2", "TRYCREATE")
     trash = await backend.status("Trash")
     await inbox.C("a3 UID MOVE 2:3 Trash")
-    inbox.S(f"* OK [COPYUID {trash.uidvalidity} 2:3 1:2] Moved",
-            "* 2 EXPUNGE", "* 2 EXPUNGE")
+    inbox.S(f"* OK [COPYUID {trash.uidvalidity} 2:3 1:2] Moved", "* 2 EXPUNGE", "* 2 EXPUNGE")
     inbox.OK("a3")
     await inbox.C("a4 MOVE 1 Trash")
     inbox.S(f"* OK [COPYUID {trash.uidvalidity} 1 3] Moved", "* 1 EXPUNGE")
@@ -337,3 +347,64 @@ async def test_fetch_large_mailbox_streams_in_chunks(
     client.responses_until("a3")
     # The rendered summaries are cached: the second time the backend is not asked.
     assert all(FetchNeed.SUMMARY not in need for _, need in calls)
+
+
+MULTIPART = (
+    b"From: a@example.test\r\n"
+    b"Subject: parts\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="B"\r\n'
+    b"\r\n"
+    b"--B\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"\r\n"
+    b"first part\r\n"
+    b"--B\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"AAEC\r\n"
+    b"--B--\r\n"
+)
+
+
+async def test_fetch_body_parts(client: Client, backend: MemoryBackend) -> None:
+    await backend.append("INBOX", MULTIPART, frozenset({"\\Seen"}), None)
+    client.skip()
+    await client.login()
+    await client.select()
+    await client.C("a1 FETCH 1 (BODY[1] BODY[2.MIME] BODY[2]<1.2>)")
+    mime = "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    client.S(
+        "* 1 FETCH (BODY[1] {10}\r\nfirst part "
+        f"BODY[2.MIME] {{{len(mime)}}}\r\n{mime} "
+        "BODY[2]<1> {2}\r\nAE)"
+    )
+    client.OK("a1")
+    await client.C("a2 FETCH 1 BODY.PEEK[3]")
+    client.S("* 1 FETCH (BODY[3] {0}\r\n)")
+    client.OK("a2")
+
+
+async def test_check_and_syntax_errors(inbox: Client) -> None:
+    await inbox.C("a1 CHECK")
+    inbox.OK("a1")
+    await inbox.C("a2 FETCH")
+    inbox.BAD("a2")
+    await inbox.C("a3 BOGUS")
+    inbox.BAD("a3")
+    await inbox.C("a4 NOOP")
+    inbox.OK("a4")
+
+
+async def test_sequence_ranges_in_an_empty_mailbox(client: Client) -> None:
+    client.skip()
+    await client.login()
+    await client.select()
+    await client.C("a1 FETCH 1:* FLAGS")
+    client.OK("a1")
+    await client.C("a2 FETCH 1 FLAGS")
+    client.BAD("a2")
+    await client.C("a3 SEARCH ALL")
+    client.S("* SEARCH")
+    client.OK("a3")

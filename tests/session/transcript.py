@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bridge.backend.memory import MemoryAuthenticator, MemoryBackend
+from bridge.backend.memory import MemoryAuthenticator
 from bridge.imap.session import ImapSession, LoginThrottle
 
 _LITERAL = re.compile(rb"\{(\d+)\}$")
@@ -59,7 +59,7 @@ class Client:
     async def _send(self, data: bytes) -> None:
         self.buffer += data
 
-    async def C(self, line: str | bytes, *, crlf: bool = True) -> None:  # noqa: N802
+    async def C(self, line: str | bytes, *, crlf: bool = True) -> None:
         data = line.encode() if isinstance(line, str) else line
         await self.session.feed(data + (b"\r\n" if crlf else b""))
 
@@ -82,7 +82,7 @@ class Client:
         del buf[:pos]
         return out.decode("utf-8", "replace")
 
-    def S(self, *expected: str) -> None:  # noqa: N802
+    def S(self, *expected: str) -> None:
         for want in expected:
             got = self.next_response()
             assert got == want, f"expected {want!r}, got {got!r}"
@@ -102,13 +102,13 @@ class Client:
         assert got.startswith(prefix), f"expected {prefix!r}..., got {got!r}"
         return got
 
-    def OK(self, tag: str, code: str | None = None) -> str:  # noqa: N802
+    def OK(self, tag: str, code: str | None = None) -> str:
         return self._tagged(tag, "OK", code)
 
-    def NO(self, tag: str, code: str | None = None) -> str:  # noqa: N802
+    def NO(self, tag: str, code: str | None = None) -> str:
         return self._tagged(tag, "NO", code)
 
-    def BAD(self, tag: str) -> str:  # noqa: N802
+    def BAD(self, tag: str) -> str:
         return self._tagged(tag, "BAD", None)
 
     def skip(self, count: int = 1) -> list[str]:
@@ -128,8 +128,13 @@ class Client:
         return untagged
 
 
-def message(n: int = 1, *, subject: str | None = None, body: str = "Hello.",
-            extra_headers: Iterable[str] = ()) -> bytes:
+def message(
+    n: int = 1,
+    *,
+    subject: str | None = None,
+    body: str = "Hello.",
+    extra_headers: Iterable[str] = (),
+) -> bytes:
     subject = subject if subject is not None else f"Message {n}"
     headers = "".join(h + "\r\n" for h in extra_headers)
     return (
@@ -144,8 +149,3 @@ def message(n: int = 1, *, subject: str | None = None, body: str = "Hello.",
         "\r\n"
         f"{body}\r\n"
     ).encode()
-
-
-def setup_backend(count: int = 0) -> tuple[MemoryBackend, MemoryAuthenticator]:
-    backend = MemoryBackend()
-    return backend, MemoryAuthenticator({"user": ("secret", backend)})

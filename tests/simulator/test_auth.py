@@ -130,7 +130,9 @@ def test_tls_is_verified_against_the_ca(simulator: Simulator) -> None:
     # localhost is in the SAN too.
     ctx = ssl.create_default_context(cafile=str(simulator.ca_file))
     with httpx.Client(verify=ctx) as c:
-        r = c.get(f"https://localhost:{simulator.port}/common/v2.0/.well-known/openid-configuration")
+        r = c.get(
+            f"https://localhost:{simulator.port}/common/v2.0/.well-known/openid-configuration"
+        )
     assert r.status_code == 200
 
 
@@ -211,6 +213,8 @@ def test_missing_role_is_403(tenant: SimTenant) -> None:
 
 def test_msal_http_client_helper_closes(tenant: SimTenant) -> None:
     client = MsalHttpClient(str(tenant.sim.ca_file))
-    r = client.get(f"{tenant.sim.base_url}/{tenant.tenant.id}/v2.0/.well-known/openid-configuration")
+    r = client.get(
+        f"{tenant.sim.base_url}/{tenant.tenant.id}/v2.0/.well-known/openid-configuration"
+    )
     client.close()
     assert r.status_code == 200

@@ -25,7 +25,9 @@ def mime(subject: str, *, date: str = "Mon, 01 Jan 2024 10:00:00 +0000", extra: 
 def seed(t: SimTenant, n: int) -> list[str]:
     base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     return [
-        t.sim.deliver(t.alice, mime(f"msg {i}"), received=base + dt.timedelta(hours=i), is_read=i % 2 == 0)
+        t.sim.deliver(
+            t.alice, mime(f"msg {i}"), received=base + dt.timedelta(hours=i), is_read=i % 2 == 0
+        )
         for i in range(n)
     ]
 
@@ -48,7 +50,9 @@ def test_list_paging_select_and_order(graph: Graph) -> None:
         params={"$orderby": "receivedDateTime asc", "$top": "3", "$select": "subject"},
     ).json()
     assert [m["subject"] for m in asc["value"]] == ["msg 0", "msg 1", "msg 2"]
-    cnt = graph.get(f"{mb}/mailFolders/inbox/messages", params={"$count": "true", "$top": "1"}).json()
+    cnt = graph.get(
+        f"{mb}/mailFolders/inbox/messages", params={"$count": "true", "$top": "1"}
+    ).json()
     assert cnt["@odata.count"] == 15
     assert graph.get(f"{mb}/mailFolders/inbox/messages", params={"$top": "1001"}).status_code == 400
 
@@ -57,18 +61,22 @@ def test_filters(graph: Graph) -> None:
     t = graph.t
     seed(t, 6)
     mb = graph.mb(t.alice)
-    unread = graph.get(f"{mb}/mailFolders/inbox/messages", params={"$filter": "isRead eq false"}).json()
+    unread = graph.get(
+        f"{mb}/mailFolders/inbox/messages", params={"$filter": "isRead eq false"}
+    ).json()
     assert sorted(m["subject"] for m in unread["value"]) == ["msg 1", "msg 3", "msg 5"]
     ranged = graph.get(
         f"{mb}/mailFolders/inbox/messages",
         params={
-            "$filter": "receivedDateTime ge 2024-01-01T02:00:00Z and receivedDateTime lt 2024-01-01T04:00:00Z",
+            "$filter": "receivedDateTime ge 2024-01-01T02:00:00Z"
+            " and receivedDateTime lt 2024-01-01T04:00:00Z",
             "$orderby": "receivedDateTime desc",
         },
     ).json()
     assert [m["subject"] for m in ranged["value"]] == ["msg 3", "msg 2"]
     by_mid = graph.get(
-        f"{mb}/mailFolders/inbox/messages", params={"$filter": "internetMessageId eq '<msg.4@example.net>'"}
+        f"{mb}/mailFolders/inbox/messages",
+        params={"$filter": "internetMessageId eq '<msg.4@example.net>'"},
     ).json()
     assert [m["subject"] for m in by_mid["value"]] == ["msg 4"]
     bad = graph.get(
@@ -130,7 +138,9 @@ def test_mime_create_is_always_a_draft(graph: Graph) -> None:
     assert m["parentFolderId"] == graph.get(f"{mb}/mailFolders/drafts").json()["id"]
     assert m["sentDateTime"] == "2024-01-01T10:00:00Z"
     assert graph.get(f"{mb}/messages/{m['id']}/$value").content == raw
-    r = graph.post(f"{mb}/messages", content=b"!!!not base64!!!", headers={"Content-Type": "text/plain"})
+    r = graph.post(
+        f"{mb}/messages", content=b"!!!not base64!!!", headers={"Content-Type": "text/plain"}
+    )
     assert r.status_code == 400
     assert r.json()["error"] == {
         "code": "ErrorMimeContentInvalidBase64String",
@@ -217,7 +227,10 @@ def test_patch_flags_and_extended_properties(graph: Graph) -> None:
     assert after["categories"] == ["Red category", "$label1"]
     assert after["changeKey"] != before["changeKey"]
     assert after["@odata.etag"] != before["@odata.etag"]
-    expand = "singleValueExtendedProperties($filter=id eq 'Integer 0x1081' or id eq 'Integer 0x01080' or id eq 'Integer 0x0E08')"
+    expand = (
+        "singleValueExtendedProperties($filter=id eq 'Integer 0x1081'"
+        " or id eq 'Integer 0x01080' or id eq 'Integer 0x0E08')"
+    )
     got = graph.get(f"{mb}/messages/{mid}", params={"$select": "id", "$expand": expand}).json()
     props = {p["id"]: p["value"] for p in got["singleValueExtendedProperties"]}
     assert props["Integer 0x1081"] == "102"
@@ -225,7 +238,10 @@ def test_patch_flags_and_extended_properties(graph: Graph) -> None:
     assert int(props["Integer 0xe08"]) > 0
     listed = graph.get(
         f"{mb}/mailFolders/inbox/messages",
-        params={"$select": "id", "$expand": "singleValueExtendedProperties($filter=id eq 'Integer 0x1081')"},
+        params={
+            "$select": "id",
+            "$expand": "singleValueExtendedProperties($filter=id eq 'Integer 0x1081')",
+        },
     ).json()["value"]
     assert listed[0]["singleValueExtendedProperties"] == [{"id": "Integer 0x1081", "value": "102"}]
     # Draft-only properties cannot change on a received message.
@@ -254,7 +270,9 @@ def test_move_changes_rest_id_but_not_immutable_id(graph: Graph) -> None:
     )
     assert r.json()["id"] == imm["id"]
     assert graph.get(f"{mb}/messages/{imm['id']}").status_code == 200
-    copy = graph.post(f"{mb}/messages/{imm['id']}/copy", json={"destinationId": "inbox"}, headers=IMMUTABLE)
+    copy = graph.post(
+        f"{mb}/messages/{imm['id']}/copy", json={"destinationId": "inbox"}, headers=IMMUTABLE
+    )
     assert copy.status_code == 201 and copy.json()["id"] != imm["id"]
     bad = graph.post(f"{mb}/messages/{imm['id']}/move", json={"destinationId": "AQMkADnope"})
     assert bad.status_code == 404
@@ -267,7 +285,9 @@ def test_delete_is_soft_and_permanent_delete_purges(graph: Graph) -> None:
     assert graph.delete(f"{mb}/messages/{a}").status_code == 204
     assert graph.get(f"{mb}/mailFolders/inbox").json()["totalItemCount"] == 1
     assert graph.get(f"{mb}/mailFolders/deleteditems").json()["totalItemCount"] == 0
-    rid = graph.get(f"{mb}/mailFolders/recoverableitemsdeletions/messages", headers=IMMUTABLE).json()
+    rid = graph.get(
+        f"{mb}/mailFolders/recoverableitemsdeletions/messages", headers=IMMUTABLE
+    ).json()
     assert [m["id"] for m in rid["value"]] == [a]
     all_msgs = graph.get(f"{mb}/messages", headers=IMMUTABLE).json()["value"]
     assert [m["id"] for m in all_msgs] == [b]
@@ -289,7 +309,9 @@ def test_control_api_acts_like_outlook(graph: Graph) -> None:
     assert sim.messages(t.alice, "archive")[0]["id"] == mid
     sim.delete(t.alice, mid)
     assert sim.messages(t.alice, "archive") == []
-    draft = graph.post(f"{graph.mb(t.alice)}/messages", json={"subject": "d"}, headers=IMMUTABLE).json()
+    draft = graph.post(
+        f"{graph.mb(t.alice)}/messages", json={"subject": "d"}, headers=IMMUTABLE
+    ).json()
     sim.edit_draft(t.alice, draft["id"], subject="edited", body="new body")
     assert b"Subject: edited" in sim.mime(t.alice, draft["id"])
     folders = {f["wellKnownName"]: f for f in sim.folders(t.alice)}

@@ -68,7 +68,9 @@ def test_user_errors(graph: Graph) -> None:
 
 
 def test_client_request_id_is_echoed(graph: Graph) -> None:
-    r = graph.get(f"/users/{graph.t.alice.id}/mailFolders/nope", headers={"client-request-id": "abc-123"})
+    r = graph.get(
+        f"/users/{graph.t.alice.id}/mailFolders/nope", headers={"client-request-id": "abc-123"}
+    )
     assert r.headers["client-request-id"] == "abc-123"
     assert r.json()["error"]["innerError"]["client-request-id"] == "abc-123"
     assert r.json()["error"]["code"] == "ErrorItemNotFound"
@@ -97,7 +99,11 @@ def test_top_level_folders_and_hidden(graph: Graph) -> None:
     kids = graph.get(
         f"{mb}/mailFolders/syncissues/childFolders", params={"includeHiddenFolders": "true"}
     ).json()["value"]
-    assert sorted(k["displayName"] for k in kids) == ["Conflicts", "Local Failures", "Server Failures"]
+    assert sorted(k["displayName"] for k in kids) == [
+        "Conflicts",
+        "Local Failures",
+        "Server Failures",
+    ]
     # recoverableitemsdeletions is outside the IPM subtree but reachable by name.
     d = graph.get(f"{mb}/mailFolders/recoverableitemsdeletions").json()
     assert d["isHidden"] is True
@@ -116,7 +122,12 @@ def test_well_known_names_case_insensitive(graph: Graph) -> None:
 def test_folder_paging_default_10(graph: Graph) -> None:
     mb = graph.mb(graph.t.alice)
     for i in range(12):
-        assert graph.post(f"{mb}/mailFolders/inbox/childFolders", json={"displayName": f"F{i:02}"}).status_code == 201
+        assert (
+            graph.post(
+                f"{mb}/mailFolders/inbox/childFolders", json={"displayName": f"F{i:02}"}
+            ).status_code
+            == 201
+        )
     first = graph.get(f"{mb}/mailFolders/inbox/childFolders").json()
     assert len(first["value"]) == 10
     assert "$skip=10" in first["@odata.nextLink"]
@@ -172,7 +183,9 @@ def test_well_known_folders_are_protected(graph: Graph) -> None:
 def test_search_folder_listed_with_odata_type(graph: Graph) -> None:
     t = graph.t
     mb = graph.mb(t.alice)
-    sid = t.sim.create_search_folder(t.alice, "Weekly digests", "contains(subject, 'weekly digest')", parent="inbox")
+    sid = t.sim.create_search_folder(
+        t.alice, "Weekly digests", "contains(subject, 'weekly digest')", parent="inbox"
+    )
     t.sim.deliver(t.alice, b"Subject: Your weekly digest\r\n\r\nx\r\n")
     t.sim.deliver(t.alice, b"Subject: Other\r\n\r\nx\r\n")
     kids = graph.get(f"{mb}/mailFolders/inbox/childFolders").json()["value"]

@@ -82,14 +82,23 @@ class ProcessResult:
     stderr: str
 
 
-async def run(argv: Sequence[str], stdin: bytes | None = None) -> ProcessResult:
+async def run(
+    argv: Sequence[str], stdin: bytes | None = None, timeout: float = 90
+) -> ProcessResult:
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=90)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout=timeout)
+    except TimeoutError:
+        process.kill()
+        out, err = await process.communicate()
+        raise AssertionError(
+            f"{argv[0]} timed out:\n{out.decode(errors='replace')}\n{err.decode(errors='replace')}"
+        ) from None
     assert process.returncode is not None
     return ProcessResult(
         process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
@@ -126,9 +135,10 @@ async def swaks(
             f"@{data_file}",
             "--no-data-fixup",
             "--timeout",
-            "60",
+            "20",
             *extra,
-        ]
+        ],
+        timeout=30,
     )
 
 
@@ -168,3 +178,48 @@ async def msmtp(
     config.write_text("\n".join(lines) + "\n")
     config.chmod(0o600)
     return await run(["msmtp", "-C", str(config), "--", *rcpts], stdin=data)
+
+
+class RawSMTP:
+    """A line-level SMTP client for dialogues smtplib will not produce (pipelining,
+    non-ASCII commands, AUTH initial responses)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int) -> RawSMTP:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        greeting = await client.reply()
+        assert greeting.startswith("220"), greeting
+        return client
+
+    async def reply(self) -> str:
+        """One complete (possibly multi-line) reply, lines joined by newlines."""
+        lines: list[str] = []
+        while True:
+            raw = await asyncio.wait_for(self.reader.readline(), timeout=60)
+            assert raw, "connection closed"
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(lines)
+
+    async def send(self, *lines: bytes | str) -> None:
+        for line in lines:
+            data = line.encode("utf-8") if isinstance(line, str) else line
+            self.writer.write(data + b"\r\n")
+        await self.writer.drain()
+
+    async def command(self, line: bytes | str) -> str:
+        await self.send(line)
+        return await self.reply()
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass

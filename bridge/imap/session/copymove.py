@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from bridge.backend.errors import MailboxNotFound
 from bridge.backend.types import CopyResult
 from bridge.imap.session.reply import Reply
+from bridge.imap.session.selected import invalid_sequence
 from bridge.imap.wire import commands as c
 from bridge.imap.wire.responses import untagged
 from bridge.imap.wire.sequence import format_sequence_set
@@ -33,7 +34,7 @@ async def copy_or_move(session: ImapSession, command: c.Copy | c.Move) -> Reply:
     selected = session.selected
     assert selected is not None and session.backend is not None
     move = isinstance(command, c.Move)
-    if not command.uid and command.sequence.exceeds(selected.exists):
+    if not command.uid and invalid_sequence(command.sequence, selected.exists):
         return Reply("BAD", "Invalid message sequence number")
     if move and selected.read_only:
         return Reply("NO", "Mailbox is read-only", "READ-ONLY")

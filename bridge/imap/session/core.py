@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bridge.backend.errors import BackendError
-from bridge.backend.events import MailboxesChanged, MailEvent
+from bridge.backend.events import MailEvent
 from bridge.backend.protocol import Authenticator, MailBackend
 from bridge.imap.session.dispatch import HANDLERS
 from bridge.imap.session.idle import IdleState, finish_idle, stop_idle
@@ -101,7 +101,6 @@ class ImapSession:
         self._out_size = 0
         self._unsubscribe: Callable[[], None] | None = None
         self._wake = asyncio.Event()
-        self.hierarchy_changed = False
 
     # -- capabilities (RFC 3501 §6.1.1) -------------------------------------------------
     @property
@@ -189,6 +188,11 @@ class ImapSession:
                 await self.emit(self._conn.accept_literal())
             return
         if isinstance(event, ProtocolError):
+            # A bad line instead of DONE or a SASL response ends that command: the
+            # suggested reply carries its tag.
+            self.continuation = None
+            if self.idle is not None:
+                await stop_idle(self)
             await self.emit(event.response)
             if event.fatal:
                 await self.close()
@@ -225,7 +229,11 @@ class ImapSession:
             await self.drain()
             return
         if self.state is not SessionState.LOGOUT:
-            await self.flush_updates(allow_expunge=not defers_expunge(command))
+            try:
+                await self.flush_updates(allow_expunge=not defers_expunge(command))
+            except Exception:
+                # Updates stay queued for the next chance; the command itself is done.
+                log.exception("update flush failed for %s", self.login or self.peer)
         await self.finish(tag, reply)
 
     async def _guard(self, tag: str, work: Awaitable[Reply | None]) -> Reply | None:
@@ -240,9 +248,8 @@ class ImapSession:
 
     # -- updates ----------------------------------------------------------------------
     def on_event(self, event: MailEvent) -> None:
-        if isinstance(event, MailboxesChanged):
-            self.hierarchy_changed = True
-            return
+        """EventBus subscriber. Hierarchy changes need no untagged response (LIST
+        answers from the backend each time), so only the selected mailbox listens."""
         if self.selected is not None:
             self.selected.on_event(event)
 
@@ -297,8 +304,11 @@ class ImapSession:
     def starttls_available(self) -> bool:
         return self._start_tls is not None and not self.tls_active
 
-    async def close(self) -> None:
-        """End the session (LOGOUT, fatal protocol error, or the server closing)."""
+    async def close(self, *, notify: bool = True) -> None:
+        """End the session (LOGOUT, fatal protocol error, or the server closing).
+
+        ``notify=False`` when the transport itself is closing the session and still
+        wants to write its own last words (the server's shutdown BYE)."""
         if self.idle is not None:
             await stop_idle(self)
         self.state = SessionState.LOGOUT
@@ -306,7 +316,10 @@ class ImapSession:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        self.notify_closed()
+        if notify:
+            self.notify_closed()
+        else:
+            self._on_close = None
 
     def notify_closed(self) -> None:
         """Tell the transport the session is over (it may be blocked reading)."""

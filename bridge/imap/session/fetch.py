@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.backend.types import FetchNeed, MessageData, MessageInfo, StoreOperation
 from bridge.imap.session.reply import Reply
-from bridge.imap.session.selected import SelectedMailbox, ViewEntry, format_flags
+from bridge.imap.session.selected import (
+    SelectedMailbox,
+    ViewEntry,
+    format_flags,
+    invalid_sequence,
+)
 from bridge.imap.wire import commands as c
 from bridge.imap.wire.responses import render_fetch
 from bridge.imap.wire.serialize import Raw, render
@@ -94,7 +99,7 @@ def _summary_item(name: str) -> str:
 async def fetch(session: ImapSession, command: c.Fetch) -> Reply:
     selected = session.selected
     assert selected is not None and session.backend is not None
-    if not command.uid and command.sequence.exceeds(selected.exists):
+    if not command.uid and invalid_sequence(command.sequence, selected.exists):
         return Reply("BAD", "Invalid message sequence number")
     entries = (
         selected.resolve_uids(command.sequence)
@@ -135,12 +140,17 @@ async def _fetch_chunk(
     wanted = [a.name if a.section is None else "" for a in attributes]
     summary_items = {_summary_item(n) for n in wanted if n in SUMMARY_ITEMS or n == "BODY"}
     chunk_need = need
-    if FetchNeed.SUMMARY in need and all(
-        RENDER_CACHE.get((box, validity, e.uid), item) is not None
-        for e in chunk
-        for item in summary_items
-    ):
-        chunk_need &= ~FetchNeed.SUMMARY
+    # Take the cached renderings now, so that an eviction while this chunk is being
+    # written cannot leave a message without its ENVELOPE.
+    cached: dict[tuple[int, str], Raw] = {}
+    if FetchNeed.SUMMARY in need:
+        for e in chunk:
+            for item in summary_items:
+                hit = RENDER_CACHE.get((box, validity, e.uid), item)
+                if hit is not None:
+                    cached[(e.uid, item)] = hit
+        if len(cached) == len(chunk) * len(summary_items):
+            chunk_need &= ~FetchNeed.SUMMARY
     uids = [e.uid for e in chunk]
     data = await session.backend.fetch(box, uids, chunk_need)
     if command.changed_since is not None:
@@ -156,7 +166,8 @@ async def _fetch_chunk(
             message = _with(message, flags_changed)
         await session.emit(
             render_fetch(
-                seq, _items(session, selected, message, attributes, flags_changed is not None)
+                seq,
+                _items(selected, message, attributes, flags_changed is not None, cached),
             )
         )
     return len({d.uid for d in data}) if command.changed_since is None else len(chunk)
@@ -194,11 +205,11 @@ async def _implicit_seen(
 
 
 def _items(
-    session: ImapSession,
     selected: SelectedMailbox,
     message: MessageData,
     attributes: list[c.FetchAttribute],
     include_flags: bool,
+    cached: dict[tuple[int, str], Raw],
 ) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
     key = (selected.mailbox_id, selected.uidvalidity, message.uid)
@@ -217,7 +228,7 @@ def _items(
         elif name == "MODSEQ":
             items.append(("MODSEQ", Raw(b"(%d)" % message.modseq)))
         elif name in SUMMARY_ITEMS or (name == "BODY" and attr.section is None):
-            items.append((name, _summary(key, name, message)))
+            items.append((name, cached.get((message.uid, name)) or _summary(key, name, message)))
         elif name == "RFC822":
             items.append(("RFC822", message.body or b""))
         elif name == "RFC822.HEADER":
@@ -249,7 +260,8 @@ def _summary(key: tuple[str, int, int], name: str, message: MessageData) -> Raw:
         return cached
     summary = message.summary
     if summary is None:
-        return Raw(b"NIL")
+        # The backend ignored FetchNeed.SUMMARY: a backend bug, answered SERVERBUG.
+        raise RuntimeError(f"backend returned no summary for UID {message.uid}")
     value = {
         "ENVELOPE": summary.envelope,
         "BODY": summary.body,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from bridge.imap.session.reply import Reply
 from bridge.imap.wire import commands as c
-from bridge.imap.wire.responses import continuation
+from bridge.imap.wire.responses import continuation, untagged
 
 if TYPE_CHECKING:
     from bridge.imap.session.core import ImapSession
@@ -63,7 +63,11 @@ async def _writer(session: ImapSession) -> None:
     except Exception:
         # A failing backend must not leave the client idling silently forever.
         log.exception("IDLE writer failed for %s", session.login)
-        session.notify_closed()
+        session.idle = None  # this task is ending by itself: nothing to cancel
+        with contextlib.suppress(Exception):
+            await session.emit(untagged("BYE Internal server error"))
+            await session.drain()
+        await session.close()
 
 
 async def stop_idle(session: ImapSession) -> None:
@@ -71,6 +75,8 @@ async def stop_idle(session: ImapSession) -> None:
     session.idle = None
     if state is None:
         return
+    if state.writer is asyncio.current_task():
+        return  # the writer itself is closing the session (a deleted mailbox)
     state.writer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await state.writer

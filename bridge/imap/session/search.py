@@ -145,9 +145,9 @@ def matches(key: c.SearchKey, m: _Candidate, selected: SelectedMailbox, largest_
         present = any(f.lower() == word for f in flags)
         return present if op == "KEYWORD" else not present
     if op == "LARGER":
-        return (m.data.size or 0) > int(args[0])  # type: ignore[call-overload]
+        return (m.data.size or 0) > _number(args[0])
     if op == "SMALLER":
-        return (m.data.size or 0) < int(args[0])  # type: ignore[call-overload]
+        return (m.data.size or 0) < _number(args[0])
     if op in ("BEFORE", "ON", "SINCE"):
         if m.data.internaldate is None:
             return False
@@ -178,8 +178,13 @@ def matches(key: c.SearchKey, m: _Candidate, selected: SelectedMailbox, largest_
         assert isinstance(seqset, c.SequenceSet)
         return seqset.contains(m.entry.seq, selected.exists)
     if op == "MODSEQ":
-        return m.data.modseq >= int(args[0])  # type: ignore[call-overload]
+        return m.data.modseq >= _number(args[0])
     raise ValueError(f"unknown search key {op}")
+
+
+def _number(value: object) -> int:
+    assert isinstance(value, int)
+    return value
 
 
 def _compare_date(op: str, value: date, wanted: Any) -> bool:

@@ -26,6 +26,7 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bridge.backend.errors import BackendError
 from bridge.backend.events import (
     FlagsChanged,
     MailboxReset,
@@ -212,9 +213,14 @@ class SelectedMailbox:
                 self.uidnext = max(self.uidnext, fresh[-1].uid + 1)
                 if not self.read_only:
                     # RFC 3501 §2.3.2: \Recent belongs to the first session told.
-                    claimed = await backend.claim_recent(
-                        self.mailbox_id, [info.uid for info in fresh]
-                    )
+                    try:
+                        claimed = await backend.claim_recent(
+                            self.mailbox_id, [info.uid for info in fresh]
+                        )
+                    except BackendError:
+                        # The mailbox is going away (a reset event follows); nobody
+                        # owns \Recent then.
+                        claimed = frozenset()
                     self._recent.update(claimed)
                 lines.append(b"* %d EXISTS\r\n" % len(self._uids))
                 lines.append(b"* %d RECENT\r\n" % len(self._recent))
@@ -249,6 +255,15 @@ class SelectedMailbox:
         if condstore:
             parts.append(b"MODSEQ (%d)" % self.modseq_of(uid))
         return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+
+
+def invalid_sequence(seqset: SequenceSet, exists: int) -> bool:
+    """RFC 3501 §9: a message sequence number above the mailbox size is invalid (BAD).
+
+    A range with ``*`` (``5:*`` in a mailbox of 3, ``1:*`` in an empty one) is accepted
+    and means whatever exists, as Dovecot and most servers do: clients send those.
+    """
+    return any(a is not None and b is not None and max(a, b) > exists for a, b in seqset.ranges)
 
 
 def format_flags(flags: Iterable[str]) -> bytes:

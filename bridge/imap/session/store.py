@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bridge.backend.types import StoreOperation
 from bridge.imap.session.reply import Reply
-from bridge.imap.session.selected import format_flags
+from bridge.imap.session.selected import format_flags, invalid_sequence
 from bridge.imap.wire import commands as c
 from bridge.imap.wire.sequence import format_sequence_set
 
@@ -27,7 +27,7 @@ _OPERATIONS = {op.value: op for op in StoreOperation}
 async def store(session: ImapSession, command: c.Store) -> Reply:
     selected = session.selected
     assert selected is not None and session.backend is not None
-    if not command.uid and command.sequence.exceeds(selected.exists):
+    if not command.uid and invalid_sequence(command.sequence, selected.exists):
         return Reply("BAD", "Invalid message sequence number")
     if selected.read_only:
         return Reply("NO", "Mailbox is read-only", "READ-ONLY")
