@@ -41,6 +41,7 @@ from bridge.sdnotify import Notifier
 from bridge.secrets import verify_password_or_dummy
 from bridge.store import Store
 from bridge.store import accounts as acct
+from bridge.sync import open_cached_backend  # also registers the mailstate migrations
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ class Bridge:
             return pending.runtime
 
     async def _open_account(self, account: acct.Account) -> AccountRuntime:
-        from bridge.backend.cached import open_cached_backend
-
         graph = await self.graph_app(account.app_id)
         try:
             mailbox = await graph.resolve_mailbox(account.mailbox_id or account.auth_user)
@@ -155,26 +154,24 @@ class Bridge:
             await acct.record_state(self.store, account.id, acct.AccountState(state), error)
 
         backend, engine = await open_cached_backend(
-            store=self.store,
-            blobs=self.blobs,
-            remote=remote,
-            identity=identity,
-            bus=bus,
+            self.store,
+            await self.blobs(),
+            remote,
+            identity,
+            bus,
             config=self.config.sync,
             on_state=on_state,
         )
-        await engine.start()
         log.info("account ready", extra={"account": account.id, "login": account.login})
         return AccountRuntime(account, identity, remote, backend, engine, bus)
 
-    @property
-    def blobs(self) -> Any:
+    async def blobs(self) -> Any:
+        """The body cache shared by all accounts (content-addressed, so sharing is safe)."""
         if self._blobs is None:
             from bridge.store.blobs import BlobCache
 
-            self._blobs = BlobCache(
-                self.config.state_dir / "blobs",
-                max_bytes=self.config.sync.body_cache_mb * 1024 * 1024,
+            self._blobs = await BlobCache.open(
+                self.config.state_dir / "blobs", self.config.sync.body_cache_mb * 1024 * 1024
             )
         return self._blobs
 

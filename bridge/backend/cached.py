@@ -180,6 +180,24 @@ class CacheSettings:
     #: Pin the bytes a client has seen so they can never change (see module docstring).
     pin_served: bool = True
 
+    @classmethod
+    def from_config(cls, sync: Any) -> CacheSettings:
+        """From the ``sync`` section of the bridge's config (``bridge.config.SyncConfig``,
+        read by attribute so that this package need not import the config module)."""
+        mode = str(getattr(getattr(sync, "expunge_mode", None), "value", "delete"))
+        modes = {"delete": DeleteMode.SOFT, "soft": DeleteMode.SOFT}
+        defaults = cls()
+        return cls(
+            expunge_mode=modes.get(mode) or DeleteMode(mode),
+            include_hidden=bool(getattr(sync, "hidden_folders", defaults.include_hidden)),
+            max_concurrency=int(
+                getattr(sync, "max_concurrency_per_mailbox", defaults.max_concurrency)
+            ),
+            prefetch_days=int(getattr(sync, "prefetch_days", defaults.prefetch_days)),
+            poll_watched=float(getattr(sync, "poll_interval", defaults.poll_watched)),
+            poll_idle=float(getattr(sync, "background_poll_interval", defaults.poll_idle)),
+        )
+
 
 class SyncHooks(Protocol):
     """What CachedBackend asks of the sync engine (``bridge.sync.SyncEngine``)."""
@@ -467,7 +485,6 @@ class CachedBackend:
         self.account_id = identity.account_id
         self.loader = loader or BodyLoader(store, blobs, remote, self.account_id, self.settings)
         self._summaries: OrderedDict[str, Any] = OrderedDict()
-        self._writes = asyncio.Lock()
 
     # -- helpers ---------------------------------------------------------------------------
     def _publish(self, events: Iterable[MailEvent]) -> None:
@@ -1006,7 +1023,7 @@ class CachedBackend:
             received=internaldate,
             internet_message_id=internet_id,
         )
-        created = await self._create(new, folder)
+        created = await self._sent_copy(new, folder) or await self._create(new, folder)
         # Graph may not honour every flag on create (a MIME create is read): converge.
         follow = flagmap.remote_target(
             flag_state(state_from_remote(created)), frozenset(f for f in flags)
@@ -1059,6 +1076,11 @@ class CachedBackend:
                 remote_hash=remote_hash,
             )
             if row.body_hash != digest:
+                if row.pinned and row.body_hash is not None:
+                    # An existing UID (the Sent Items copy) whose bytes a client has
+                    # already seen: those stay what the UID serves.
+                    _unpin_unreferenced(db, self.blobs, [digest])
+                    return row
                 # The sync engine saw the new message first and gave it its UID; the
                 # client's own bytes still win for that UID (no client saw others).
                 ms.replace_body(
@@ -1069,7 +1091,7 @@ class CachedBackend:
                     body_hash=digest,
                     size=len(message),
                     summary=summary,
-                    remote_hash=remote_hash,
+                    remote_hash=remote_hash or row.remote_hash,
                 )
                 row = replace(row, body_hash=digest, size=len(message), summary=summary)
             return row
@@ -1099,6 +1121,24 @@ class CachedBackend:
         raise Unavailable(
             "Microsoft 365 cannot be reached right now, so storing the message failed."
         )
+
+    async def _sent_copy(self, new: NewMessage, folder: ms.FolderRow) -> RemoteMessage | None:
+        """A client saving what it just sent into Sent Items: Graph's send already put
+        a copy there (GRAPH-MAIL-FACTS §13), so adopt that copy instead of making a
+        duplicate. Only for Sent Items and only by Message-ID."""
+        if folder.well_known != "sentitems" or new.internet_message_id is None:
+            return None
+        try:
+            found = await self.remote.find_by_internet_message_id(
+                folder.folder_id, new.internet_message_id
+            )
+        except (RemoteUnavailable, RemoteAuthError) as exc:
+            raise unavailable(exc, "storing the message") from exc
+        except RemoteError as exc:
+            log.info("Sent Items lookup failed; creating the message: %s", exc)
+            return None
+        # The copy may already have a UID (synced meanwhile): APPEND answers that UID.
+        return found[0] if found else None
 
     async def _find_created(self, new: NewMessage, folder: ms.FolderRow) -> RemoteMessage | None:
         assert new.internet_message_id is not None

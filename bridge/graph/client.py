@@ -8,7 +8,8 @@ Every Graph call goes through ``GraphApp.request``:
    per 10 minutes per app and mailbox; we stay under ``budget_per_window``) and a
    semaphore of ``max_concurrency_per_mailbox`` in-flight requests (facts §4.1: 4);
 2. a token comes from ``TokenProvider`` (MSAL's cache; cheap) and the request is sent
-   with ``Prefer: IdType="ImmutableId"`` (facts §17) and a fresh ``client-request-id``;
+   with ``Prefer: IdType="ImmutableId"`` (facts §17) and a ``client-request-id`` (one per
+   call, kept across its retries so Microsoft's logs show them together);
 3. the answer is classified:
    - 2xx → returned;
    - 401 → the token is dropped and renewed once (facts §1.2), then the request repeats;
@@ -76,7 +77,7 @@ from bridge.graph.errors import (
     parse_graph_error,
     tls_sentence,
 )
-from bridge.graph.model import parse_datetime
+from bridge.graph.model import as_int, parse_datetime
 
 if TYPE_CHECKING:
     from bridge.graph.remote import GraphRemote
@@ -141,7 +142,15 @@ class GraphResponse:
     def json(self) -> Any:
         if not self.content:
             return {}
-        return json.loads(self.content)
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            # A proxy's HTML page or a truncated body: transient as far as we can tell.
+            raise RemoteUnavailable(
+                "Graph answered with a body that is not JSON; retry later.",
+                status=self.status,
+                request_id=self.request_id,
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,12 +629,14 @@ class GraphApp:
                     results[r.id] = exc
                 return
             answers: dict[str, BatchResponse] = {}
-            for raw in (resp.json() or {}).get("responses") or []:
+            envelope = resp.json()
+            raw_list = envelope.get("responses") if isinstance(envelope, dict) else None
+            for raw in raw_list if isinstance(raw_list, list) else []:
                 if not isinstance(raw, dict) or "id" not in raw:
                     continue
                 headers = raw.get("headers") if isinstance(raw.get("headers"), dict) else {}
                 answers[str(raw["id"]).lower()] = BatchResponse(
-                    str(raw["id"]), int(raw.get("status", 0)), headers or {}, raw.get("body")
+                    str(raw["id"]), as_int(raw.get("status")), headers or {}, raw.get("body")
                 )
             retry: list[BatchRequest] = []
             longest = 0.0

@@ -91,7 +91,8 @@ def load_all(db: sqlite_utils.Database) -> list[SubscriptionRecord]:
 def save(db: sqlite_utils.Database, record: SubscriptionRecord) -> None:
     """Insert or replace the row of ``record.subscription_id``."""
     db.execute(
-        f"INSERT OR REPLACE INTO push_subscriptions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO push_subscriptions ({_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             record.subscription_id,
             record.account_id,

@@ -121,7 +121,8 @@ def _is_validation_failure(exc: RemoteError) -> bool:
 
 
 def _is_expiration_refusal(exc: RemoteError) -> bool:
-    return isinstance(exc, RemoteRejected) and exc.status == 400 and "expiration" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RemoteRejected) and exc.status == 400 and "expiration" in text
 
 
 _MINUTES = re.compile(r"(\d+)\s*minutes")
@@ -196,6 +197,7 @@ class SubscriptionManager:
         self.subscriptions_renewed = 0
         self.subscriptions_deleted = 0
         self.renewal_failures = 0
+        self.reauthorizations = 0
 
     # -- URLs --------------------------------------------------------------------------
     @property
@@ -380,6 +382,7 @@ class SubscriptionManager:
             if record is not keep:
                 # A different URL or mailbox, an expired one, or a duplicate: drop it.
                 await self._delete_one(graph, record)
+        recreated = any(r.expires <= now for r in mine)
         if keep is not None:
             if not self._renewal_due(keep, now) and acct.health is WebhookHealth.ACTIVE:
                 return
@@ -387,30 +390,27 @@ class SubscriptionManager:
                 await self._renew(graph, keep)
             except RemoteNotFound:
                 log.info("subscription of %s is gone in Graph; creating a new one", acct.account_id)
-                await self._forget(keep)
                 self.renewal_failures += 1
+                await self._forget(keep)
+                recreated = True
             except RemoteError as exc:
                 self.renewal_failures += 1
                 # Still valid until it expires: keep using it, try again next turn.
                 log.warning("renewing the subscription of %s failed: %s", acct.account_id, exc)
-                acct.retry_at = now + timedelta(minutes=1)
                 self._set_health(acct, WebhookHealth.ACTIVE)
                 return
             else:
                 acct.failures = 0
+                acct.retry_at = None
                 self._set_health(acct, WebhookHealth.ACTIVE)
                 return
-            recreated = True
-        else:
-            recreated = any(r.expires <= now for r in mine)
         await self._create(acct, graph)
         if recreated and acct.health is WebhookHealth.ACTIVE:
             # Changes between the old subscription's end and the new one went unseen.
             self.dispatcher.resync(acct.account_id)
 
     async def _renew(self, graph: GraphApp, record: SubscriptionRecord) -> None:
-        minutes = min(record.lifetime_minutes, self.lifetime_minutes)
-        minutes = max(minutes, self.lifetime_minutes) if minutes < self.lifetime_minutes else minutes
+        minutes = self.lifetime_minutes  # already shortened if Graph refused more before
         while True:
             now = self._clock()
             try:
@@ -689,6 +689,7 @@ class SubscriptionManager:
                 # The subscription keeps working until it expires; tick() renews it.
                 log.warning("reauthorizing the subscription of %s failed: %s", acct.account_id, exc)
                 return
+            self.reauthorizations += 1
             log.info("reauthorized the subscription of %s", acct.account_id)
 
     # -- locating the folder of a change ------------------------------------------------

@@ -9,6 +9,7 @@ Owns: parsing ``$select``, ``$top``, ``$skip``, ``$filter`` (the subset in §7.2
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,8 +216,16 @@ def apply_order(items: list[Message], order: list[tuple[str, bool]]) -> list[Mes
         return sorted(items, key=lambda m: (m.received, m.key), reverse=True)
     out = list(items)
     for prop, desc in reversed(order):
-        out.sort(key=lambda m, p=prop: (sort_key(m, p), m.key), reverse=desc)
+        # Stable sorts from the last key to the first give a multi-key order.
+        out.sort(key=_keyer(prop), reverse=desc)
     return out
+
+
+def _keyer(prop: str) -> Callable[[Message], Any]:
+    def key(m: Message) -> Any:
+        return (sort_key(m, prop), m.key)
+
+    return key
 
 
 _EXPAND_EXT = re.compile(

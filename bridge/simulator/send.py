@@ -286,8 +286,11 @@ def create_upload_session(ctx: Ctx) -> SimResponse:
         raise bad_request("AttachmentItem is required.", "ErrorInvalidRequest")
     if str(item.get("attachmentType", "file")).lower() != "file":
         raise bad_request("Only file attachments are supported.", "ErrorInvalidRequest")
+    raw_size = item.get("size")
     try:
-        size = int(item.get("size"))
+        if not isinstance(raw_size, (int, str)):
+            raise TypeError(raw_size)
+        size = int(raw_size)
     except (TypeError, ValueError):
         raise bad_request("AttachmentItem.size is required.", "ErrorInvalidRequest") from None
     if size < MIN_UPLOAD:

@@ -109,7 +109,7 @@ class Simulator:
         )
         self.faults = faults or Faults()
         self.throttle = Throttle(
-            self.world.clock,
+            lambda: self.world.clock(),  # follows a clock swapped in later by a test
             concurrency=concurrency,
             budget=budget,
             window=budget_window,

@@ -7,7 +7,7 @@ keeps an in-memory index (size and last access per blob) built by scanning the d
 at open; last access survives restarts through the file's mtime.
 
 Eviction is LRU by last access over *unpinned* blobs, run after each ``put`` until the
-total size is within ``cap_bytes``. A pinned blob is never evicted: the mailbox state
+total size is within ``max_bytes``. A pinned blob is never evicted: the mailbox state
 pins the bytes a client has seen (or appended), so that what the bridge served for a
 UID can always be served again byte-for-byte even if Exchange would now generate
 different MIME. Pins are marker files under ``pins/`` (so they survive restarts) and are
@@ -53,17 +53,17 @@ class BlobStats:
     bytes: int
     pinned_blobs: int
     pinned_bytes: int
-    cap_bytes: int
+    max_bytes: int
 
 
 class BlobCache:
     """Size-capped, content-addressed byte store. Construct with ``BlobCache.open``."""
 
     def __init__(
-        self, root: Path, cap_bytes: int, *, clock: Callable[[], float] | None = None
+        self, root: Path, max_bytes: int, *, clock: Callable[[], float] | None = None
     ) -> None:
         self.root = root
-        self.cap_bytes = cap_bytes
+        self.max_bytes = max_bytes
         self._clock: Callable[[], float] = clock or time.time
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
@@ -74,8 +74,8 @@ class BlobCache:
         self._scan()
 
     @classmethod
-    async def open(cls, root: Path | str, cap_bytes: int) -> BlobCache:
-        return await asyncio.to_thread(cls, Path(root), cap_bytes)
+    async def open(cls, root: Path | str, max_bytes: int) -> BlobCache:
+        return await asyncio.to_thread(cls, Path(root), max_bytes)
 
     def _now(self) -> float:
         return self._clock()
@@ -184,7 +184,7 @@ class BlobCache:
                 bytes=self._total,
                 pinned_blobs=len(pinned),
                 pinned_bytes=sum(pinned),
-                cap_bytes=self.cap_bytes,
+                max_bytes=self.max_bytes,
             )
 
     def _forget(self, digest: str) -> None:
@@ -196,7 +196,7 @@ class BlobCache:
     def _evict(self, keep: str | None = None) -> None:
         victims: list[str] = []
         with self._lock:
-            if self._total <= self.cap_bytes:
+            if self._total <= self.max_bytes:
                 return
             candidates = sorted(
                 (entry.last_access, digest)
@@ -205,7 +205,7 @@ class BlobCache:
             )
             total = self._total
             for _, digest in candidates:
-                if total <= self.cap_bytes:
+                if total <= self.max_bytes:
                     break
                 total -= self._entries[digest].size
                 victims.append(digest)
@@ -213,7 +213,7 @@ class BlobCache:
             self._path(digest).unlink(missing_ok=True)
             self._forget(digest)
         if victims:
-            log.debug("evicted %d blobs to stay within %d bytes", len(victims), self.cap_bytes)
+            log.debug("evicted %d blobs to stay within %d bytes", len(victims), self.max_bytes)
 
     # -- async helpers (event loop) --------------------------------------------------
     async def put(self, data: bytes, *, pin: bool = False) -> str:

@@ -9,6 +9,8 @@ May import graph, store, backend and mime; never imap or smtp.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bridge.backend.cached import BodyLoader, CachedBackend, CacheSettings
 from bridge.backend.events import EventBus
 from bridge.backend.remote import Remote
@@ -28,17 +30,22 @@ async def open_cached_backend(
     bus: EventBus,
     settings: CacheSettings | None = None,
     *,
+    config: Any = None,
     on_state: StateCallback | None = None,
     start: bool = True,
 ) -> tuple[CachedBackend, SyncEngine]:
     """A ``CachedBackend`` for ``identity`` and the ``SyncEngine`` that feeds it.
 
     Both share one ``BodyLoader`` (so FETCH and prefetch share the mailbox's concurrency
-    limit). With ``start`` the engine's background work begins at once (initial pass,
-    polling, prefetch); call ``await engine.stop()`` at shutdown. The store must have been
+    limit). ``config`` may be given instead of ``settings``: the config's ``sync``
+    section, mapped by ``CacheSettings.from_config``. ``on_state(state, error)`` may be a
+    plain function or a coroutine function. With ``start`` the engine's background work
+    begins at once (initial pass, polling, prefetch; ``engine.start()`` is idempotent);
+    call ``await engine.stop()`` at shutdown. The store must have been
     opened after ``bridge.backend.cached`` was imported (importing this package does it).
     """
-    settings = settings or CacheSettings()
+    if settings is None:
+        settings = CacheSettings.from_config(config) if config is not None else CacheSettings()
     loader = BodyLoader(store, blobs, remote, identity.account_id, settings)
     engine = SyncEngine(
         store,

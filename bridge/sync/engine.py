@@ -48,6 +48,7 @@ import asyncio
 import contextlib
 import enum
 import functools
+import inspect
 import logging
 import random
 import time
@@ -103,7 +104,8 @@ class AccountState(enum.Enum):
     AUTHENTICATION_ERROR = "authenticationError"
 
 
-StateCallback = Callable[[str, str | None], None]
+#: ``on_state(state, error)``; may return an awaitable (it is then run as a task).
+StateCallback = Callable[[str, str | None], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,7 @@ class SyncEngine:
         self._prefetch_wake = asyncio.Event()
         self._prefetch_limit = asyncio.Semaphore(max(1, self.settings.prefetch_concurrency))
         self._task: asyncio.Task[None] | None = None
+        self._callbacks: set[asyncio.Future[Any]] = set()
         self.state = AccountState.CONNECTING
         self.error: str | None = None
         self._progress: dict[str, Any] = {
@@ -251,11 +254,21 @@ class SyncEngine:
             log.warning("account %s: %s (%s)", self.account_id, state.value, error)
         if self._on_state is not None:
             try:
-                self._on_state(state.value, error)
+                result = self._on_state(state.value, error)
+                if inspect.isawaitable(result):
+                    # An async callback (e.g. recording the state in the store).
+                    task = asyncio.ensure_future(result)
+                    self._callbacks.add(task)
+                    task.add_done_callback(self._state_callback_done)
             except Exception:
                 log.exception("account state callback failed")
 
-    async def _guarded(self, work: Any) -> None:
+    def _state_callback_done(self, task: asyncio.Future[Any]) -> None:
+        self._callbacks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("account state callback failed: %s", task.exception())
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
         try:
             await work
         except RemoteError as exc:

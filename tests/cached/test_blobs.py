@@ -17,7 +17,7 @@ class Clock:
 
 
 def test_put_get_round_trip_and_dedup(tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path, cap_bytes=10_000)
+    cache = BlobCache(tmp_path, max_bytes=10_000)
     digest = cache.put_sync(b"hello")
     assert digest == blob_hash(b"hello")
     assert cache.put_sync(b"hello") == digest
@@ -26,7 +26,7 @@ def test_put_get_round_trip_and_dedup(tmp_path: Path) -> None:
 
 
 def test_lru_eviction_skips_pinned(tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path, cap_bytes=250, clock=Clock())
+    cache = BlobCache(tmp_path, max_bytes=250, clock=Clock())
     a = cache.put_sync(b"a" * 100, pin=True)
     b = cache.put_sync(b"b" * 100)
     c = cache.put_sync(b"c" * 100)  # over the cap: b is the oldest unpinned
@@ -40,12 +40,12 @@ def test_lru_eviction_skips_pinned(tmp_path: Path) -> None:
 
 
 def test_state_survives_reopen_and_corruption_is_a_miss(tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path, cap_bytes=10_000)
+    cache = BlobCache(tmp_path, max_bytes=10_000)
     kept = cache.put_sync(b"kept", pin=True)
     broken = cache.put_sync(b"broken")
     (tmp_path / "objects" / broken[:2] / broken).write_bytes(b"tampered")
     (tmp_path / "objects" / kept[:2] / ".tmp-crash").write_bytes(b"partial")
-    again = BlobCache(tmp_path, cap_bytes=10_000)
+    again = BlobCache(tmp_path, max_bytes=10_000)
     assert again.is_pinned(kept)
     assert again.get_sync(kept) == b"kept"
     assert again.get_sync(broken) is None

@@ -17,7 +17,7 @@ from bridge.backend.events import (
     MessagesAdded,
     MessagesExpunged,
 )
-from bridge.backend.remote import RemoteError
+from bridge.backend.remote import RemoteAuthError, RemoteError
 from bridge.backend.types import FetchNeed
 
 from .harness import Account, mail, open_account
@@ -190,7 +190,10 @@ async def test_outlook_folder_changes_appear_at_next_list(tenant: Any, tmp_path:
         await acc.sync()
         top = sim.create_folder(alice, "Projects")
         sim.create_folder(alice, "Q1/Q2", parent=top)
+        sim.create_folder(alice, "Hidden one", hidden=True)
+        sim.create_search_folder(alice, "Digest", "contains(subject, 'digest')")
         names = {m.name: m for m in await acc.backend.list_mailboxes()}
+        assert "Hidden one" not in names and "Digest" not in names
         assert names["Projects"].has_children
         assert "Projects/Q1\u2215Q2" in names
         assert any(isinstance(e, MailboxesChanged) for e in acc.events)
@@ -276,5 +279,46 @@ async def test_prefetch_downloads_recent_bodies(tenant: Any, tmp_path: Path) -> 
         await acc.backend.fetch(snap.mailbox_id, [old], FetchNeed.BODY)
         assert sim.counters(alice).by_kind.get("GET message.value") == 1
     finally:
+        await acc.close()
+        await app.aclose()
+
+
+async def test_authentication_failure_is_reported_and_cache_still_serves(
+    account: Account,
+) -> None:
+    sim, alice = account.tenant.sim, account.tenant.alice
+    sim.deliver(alice, mail(1))
+    await account.sync()
+    sim.expire_secret(account.tenant.app.client_id)
+    sim.expire_tokens()
+    with pytest.raises(RemoteAuthError):
+        await account.engine.sync_now()
+    assert account.states[-1][0] == "authenticationError"
+    assert account.engine.progress()["state"] == "authenticationError"
+    assert (await account.backend.status("INBOX")).messages == 1
+
+
+async def test_replayed_entries_and_empty_pages_change_nothing(tenant: Any, tmp_path: Path) -> None:
+    sim, alice = tenant.sim, tenant.alice
+    acc, app = await open_account(tenant, tmp_path, page_size=10)
+    try:
+        await acc.sync()
+        sim.faults.delta_replay = True
+        sim.faults.delta_trailing_empty_page = True
+        ids = [
+            sim.deliver(alice, mail(n), received=BASE + timedelta(minutes=n)) for n in range(1, 26)
+        ]
+        await acc.sync()
+        sim.set_read(alice, ids[3])
+        await acc.sync()
+        await acc.sync()
+        snap = await acc.backend.select("INBOX", read_only=True)
+        assert [m.uid for m in snap.messages] == list(range(1, 26))
+        added = [m.uid for e in acc.take(MessagesAdded) for m in e.messages]
+        assert sorted(added) == list(range(1, 26))
+        assert [m.uid for m in snap.messages if "\\Seen" in m.flags] == [4]
+    finally:
+        sim.faults.delta_replay = False
+        sim.faults.delta_trailing_empty_page = False
         await acc.close()
         await app.aclose()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msal
 import pytest
 
-from tests.conftest import SimTenant
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 
 class MsalHttpClient:

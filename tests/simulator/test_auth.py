@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import ssl
 import warnings
+from typing import TYPE_CHECKING
 
 import httpx
 import jwt
 import pytest
 
 from bridge.simulator import Simulator
-from tests.conftest import SimTenant
 
 from .conftest import Graph, MsalHttpClient, acquire, msal_app
+
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 
 def test_secret_credentials_with_real_msal(tenant: SimTenant) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.conftest import SimTenant
-
 from .conftest import Graph, token_for
 from .test_messages import IMMUTABLE, mime
+
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 
 def test_batch_basic_and_depends_on(graph: Graph) -> None:

@@ -9,15 +9,18 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from bridge.simulator import Simulator
 from bridge.simulator.cli import main
-from tests.conftest import SimTenant
 
 from .conftest import MsalHttpClient
 from .test_messages import mime
+
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 ROOT = Path(__file__).resolve().parents[2]
 

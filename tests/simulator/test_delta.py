@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.conftest import SimTenant
+from typing import TYPE_CHECKING, Any
 
 from .conftest import Graph
 from .test_messages import IMMUTABLE, mime
+
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 
 def run_round(

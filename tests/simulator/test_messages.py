@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from tests.conftest import SimTenant
-
 from .conftest import Graph
+
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
 
@@ -316,3 +318,43 @@ def test_control_api_acts_like_outlook(graph: Graph) -> None:
     assert b"Subject: edited" in sim.mime(t.alice, draft["id"])
     folders = {f["wellKnownName"]: f for f in sim.folders(t.alice)}
     assert folders["recoverableitemsdeletions"]["totalItemCount"] == 1
+
+
+def test_attachments_read_side_and_translate_ids(graph: Graph) -> None:
+    t = graph.t
+    raw = (
+        b"From: a@example.net\r\nTo: b@example.org\r\nSubject: with file\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
+        b"Content-Type: text/plain\r\n\r\nsee attached\r\n--b1\r\n"
+        b'Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="r.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--b1--\r\n"
+    )
+    mid = t.sim.deliver(t.alice, raw)
+    mb = graph.mb(t.alice)
+    m = graph.get(
+        f"{mb}/messages/{mid}", params={"$select": "hasAttachments", "$expand": "attachments"}
+    ).json()
+    assert m["hasAttachments"] is True
+    [att] = m["attachments"]
+    assert att["@odata.type"] == "#microsoft.graph.fileAttachment"
+    assert att["name"] == "r.pdf" and att["contentType"] == "application/pdf" and att["size"] == 8
+    listed = graph.get(f"{mb}/messages/{mid}/attachments").json()["value"]
+    assert [a["id"] for a in listed] == [att["id"]]
+    one = graph.get(f"{mb}/messages/{mid}/attachments/{att['id']}").json()
+    assert base64.b64decode(one["contentBytes"]) == b"%PDF-1.4"
+    assert graph.get(f"{mb}/messages/{mid}/attachments/{att['id']}/$value").content == b"%PDF-1.4"
+    rest = graph.get(f"{mb}/messages/{mid}", params={"$select": "id"}).json()["id"]
+    r = graph.post(
+        f"{mb}/translateExchangeIds",
+        json={"inputIds": [rest], "sourceIdType": "restId", "targetIdType": "restImmutableEntryId"},
+    )
+    assert r.json()["value"] == [{"sourceId": rest, "targetId": mid}]
+
+
+def test_unknown_segments_and_methods(graph: Graph) -> None:
+    mb = graph.mb(graph.t.alice)
+    r = graph.get(f"{mb}/calendars")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
+    assert graph.request("PUT", f"{mb}/mailFolders/inbox").status_code == 405
+    root = graph.get(f"{mb}/mailFolders/msgfolderroot").json()
+    assert graph.get(f"{mb}/mailFolders/{root['parentFolderId']}").status_code == 404

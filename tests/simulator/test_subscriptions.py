@@ -7,16 +7,21 @@ import datetime as dt
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import trustme
 from aiohttp import web
 
-from tests.conftest import SimTenant
+from bridge.simulator import Simulator
 
 from .conftest import token_for
 from .test_messages import mime
+
+if TYPE_CHECKING:
+    from tests.conftest import SimTenant
 
 
 @dataclass
@@ -270,3 +275,98 @@ async def test_retry_duplicate_and_lifecycle(tenant: SimTenant, receiver: Receiv
         assert receiver.lifecycle[1]["lifecycleEvent"] == "subscriptionRemoved"
         gone = await c.get(f"{t.sim.base_url}/v1.0/subscriptions/{sub_id}", headers=h)
         assert gone.status_code == 404
+
+
+async def test_validation_timeout(tenant: SimTenant) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1)
+        return web.Response(text=request.query.get("validationToken", ""))
+
+    app = web.Application()
+    app.router.add_post("/notify", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    old = tenant.sim.config.validation_timeout
+    tenant.sim.config.validation_timeout = 0.3
+    try:
+        c, h = await _client(tenant)
+        async with c:
+            r = await c.post(
+                f"{tenant.sim.base_url}/v1.0/subscriptions",
+                json={
+                    "changeType": "created",
+                    "notificationUrl": f"http://127.0.0.1:{port}/notify",
+                    "resource": f"users/{tenant.alice.id}/messages",
+                    "expirationDateTime": _expiry(30),
+                },
+                headers=h,
+            )
+    finally:
+        tenant.sim.config.validation_timeout = old
+        await runner.cleanup()
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "Subscription validation request timed out."
+
+
+async def test_https_webhook_verified_against_configured_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca_file = tmp_path / "webhook-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    seen: list[dict[str, Any]] = []
+    got = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        if "validationToken" in request.query:
+            return web.Response(text=request.query["validationToken"])
+        seen.extend((await request.json())["value"])
+        got.set()
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/notify", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sim = Simulator(state_dir=tmp_path / "sim", webhook_ca_file=ca_file, allow_http_webhooks=False)
+    await asyncio.to_thread(sim.start)
+    try:
+        tn = sim.add_tenant("hooks.example")
+        app_h = sim.add_app(tn.id, roles=("Mail.Read",))
+        user = sim.add_user(tn.id, "h@hooks.example")
+        ctx = ssl.create_default_context(cafile=str(sim.ca_file))
+        async with httpx.AsyncClient(verify=ctx, timeout=30) as c:
+            tok = await c.post(
+                f"{sim.base_url}/{tn.id}/oauth2/v2.0/token",
+                data={
+                    "client_id": app_h.client_id,
+                    "client_secret": app_h.secret,
+                    "grant_type": "client_credentials",
+                    "scope": f"{sim.graph_url}/.default",
+                },
+            )
+            h = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+            body = {
+                "changeType": "created",
+                "notificationUrl": f"https://127.0.0.1:{port}/notify",
+                "resource": f"users/{user.id}/mailFolders('inbox')/messages",
+                "expirationDateTime": _expiry(30),
+                "clientState": "tls",
+            }
+            r = await c.post(f"{sim.base_url}/v1.0/subscriptions", json=body, headers=h)
+            assert r.status_code == 201, r.text
+            insecure = {**body, "notificationUrl": f"http://127.0.0.1:{port}/notify"}
+            r2 = await c.post(f"{sim.base_url}/v1.0/subscriptions", json=insecure, headers=h)
+            assert r2.status_code == 400
+        sim.deliver(user, mime("over tls"))
+        await asyncio.wait_for(got.wait(), 10)
+        assert seen[0]["clientState"] == "tls" and seen[0]["changeType"] == "created"
+    finally:
+        await asyncio.to_thread(sim.stop)
+        await runner.cleanup()

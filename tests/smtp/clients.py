@@ -87,7 +87,8 @@ async def run(
 ) -> ProcessResult:
     process = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.PIPE,
+        # With no input, stdin must be closed: communicate(None) leaves a pipe open.
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -133,7 +134,6 @@ async def swaks(
             ",".join(rcpts),
             "--data",
             f"@{data_file}",
-            "--no-data-fixup",
             "--timeout",
             "20",
             *extra,

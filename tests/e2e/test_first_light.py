@@ -1,0 +1,68 @@
+"""The whole bridge against the simulator, driven by imaplib and smtplib as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import smtplib
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+from tests.e2e.conftest import PASSWORD, RunningBridge
+
+
+def _mime(subject: str, sender: str, to: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{subject.replace(' ', '-')}@test.example>"
+    msg.set_content(f"Body of {subject}\n")
+    return msg.as_bytes()
+
+
+async def test_imap_sees_delivered_mail_and_flags_reach_graph(running_bridge: RunningBridge) -> None:
+    sim, tenant = running_bridge.sim, running_bridge.tenant
+    start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    for n in range(3):
+        await asyncio.to_thread(
+            sim.deliver,
+            tenant.alice.id,
+            _mime(f"hello {n}", "x@example.net", tenant.alice.mail),
+            received=start + timedelta(minutes=n),
+        )
+    await running_bridge.sync_now("alice")
+
+    def client() -> tuple[list[bytes], bytes]:
+        imap = imaplib.IMAP4("127.0.0.1", running_bridge.imap_port)
+        imap.login("alice", PASSWORD)
+        typ, data = imap.select("INBOX")
+        assert typ == "OK", data
+        typ, data = imap.uid("SEARCH", "ALL")
+        uids = data[0].split()
+        typ, fetched = imap.uid("FETCH", uids[0].decode(), "(BODY.PEEK[] RFC822.SIZE)")
+        body = fetched[0][1]
+        imap.uid("STORE", uids[0].decode(), "+FLAGS", r"(\Seen \Flagged)")
+        imap.logout()
+        return uids, body
+
+    uids, body = await asyncio.to_thread(client)
+    assert len(uids) == 3
+    assert b"Subject: hello 0" in body
+    first = min(sim.messages(tenant.alice.id, "inbox"), key=lambda m: m["receivedDateTime"])
+    assert first["isRead"] is True
+    assert first["flag"]["flagStatus"] == "flagged"
+
+
+async def test_smtp_submission_reaches_recipient(running_bridge: RunningBridge) -> None:
+    sim, tenant = running_bridge.sim, running_bridge.tenant
+    mime = _mime("smtp first light", tenant.alice.mail, tenant.bob.mail)
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", running_bridge.smtp_port) as smtp:
+            smtp.login("alice", PASSWORD)
+            smtp.sendmail(tenant.alice.mail, [tenant.bob.mail], mime)
+
+    await asyncio.to_thread(send)
+    subjects = [m["subject"] for m in sim.messages(tenant.bob.id, "inbox")]
+    assert "smtp first light" in subjects
