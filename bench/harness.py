@@ -837,6 +837,7 @@ class SimAndBridge:
         sync: dict[str, Any] | None = None,
         limits: dict[str, Any] | None = None,
         start_bridge: bool = True,
+        accounts: int = 0,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
         self.sim = ChildRole(
@@ -854,6 +855,7 @@ class SimAndBridge:
         self.sync = sync or {}
         self.limits = limits or {}
         self.start_bridge = start_bridge
+        self.accounts = accounts  # bridge accounts for the first N users (0: all)
         self.bridge: ChildRole | None = None
         self.control: SimulatorControl | None = None
         self.settings: dict[str, Any] = {}
@@ -879,6 +881,7 @@ class SimAndBridge:
                 "--state", str(self.root / "bridge"),
                 "--sync", json.dumps(self.sync),
                 "--limits", json.dumps(self.limits),
+                "--accounts", str(self.accounts),
             ],
         )  # fmt: skip
         return await self.bridge.start()

@@ -198,3 +198,9 @@ def setup_logging(level: str | int, fmt: str = "text", stream: IO[str] | None = 
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # httpx/httpcore log every request URL at INFO/DEBUG. Graph URLs carry message ids
+    # and, for upload sessions, a pre-authenticated ``authtoken``: keep them out of the
+    # logs unless someone asks for TRACE. The Graph client logs what matters itself.
+    quiet = logging.WARNING if numeric > TRACE else numeric
+    for name in ("httpx", "httpcore", "msal", "aiohttp.access", "hpack"):
+        logging.getLogger(name).setLevel(quiet)

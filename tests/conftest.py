@@ -43,7 +43,7 @@ class SimTenant:
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     state: Path = tmp_path_factory.mktemp("graph-simulator")
-    sim = Simulator(state_dir=state)
+    sim = Simulator(state_dir=state, persist=False)  # nothing to keep after the session
     sim.start()
     try:
         yield sim

@@ -43,7 +43,10 @@ APPEND idempotence. ``Remote.create_message`` is never retried blindly: on
 searched for the message's Message-ID and a found message is adopted; only if none is
 found is the create tried once more. A message without a Message-ID header is created
 as is (the client's bytes are never altered), and an unknown outcome then answers
-``Unavailable`` without a retry, because there is nothing to look it up by.
+``Unavailable`` without a retry, because there is nothing to look it up by. An APPEND to
+Sent Items whose Message-ID Graph already has there (the copy Graph's send saved)
+adopts that copy: APPENDUID names it, and it serves the client's bytes unless a client
+has already seen Graph's bytes under that UID.
 
 Composition. ``bridge.sync.open_cached_backend(store, blobs, remote, identity, bus,
 settings) -> (CachedBackend, SyncEngine)`` builds this class together with its sync
@@ -1023,7 +1026,19 @@ class CachedBackend:
             received=internaldate,
             internet_message_id=internet_id,
         )
-        created = await self._sent_copy(new, folder) or await self._create(new, folder)
+        created: RemoteMessage | None = None
+        if internet_id is not None:
+            # Journal the intent first: if we crash after Graph's create but before the
+            # store write, the client's retry finds the first attempt's message.
+            earlier = await self.store.write(
+                lambda db: ms.begin_append(
+                    db, self.account_id, folder.folder_id, internet_id, time.time()
+                )
+            )
+            if earlier is not None:
+                created = await self._find_created(new, folder, since=earlier)
+        if created is None:
+            created = await self._sent_copy(new, folder) or await self._create(new, folder)
         # Graph may not honour every flag on create (a MIME create is read): converge.
         follow = flagmap.remote_target(
             flag_state(state_from_remote(created)), frozenset(f for f in flags)
@@ -1062,6 +1077,8 @@ class CachedBackend:
             )
 
         def write(db: sqlite_utils.Database) -> ms.MessageRow:
+            if internet_id is not None:
+                ms.end_append(db, self.account_id, folder.folder_id, internet_id)
             digest = self.blobs.put_sync(message, pin=True)
             row = ms.add_message(
                 db,
@@ -1140,7 +1157,12 @@ class CachedBackend:
         # The copy may already have a UID (synced meanwhile): APPEND answers that UID.
         return found[0] if found else None
 
-    async def _find_created(self, new: NewMessage, folder: ms.FolderRow) -> RemoteMessage | None:
+    async def _find_created(
+        self, new: NewMessage, folder: ms.FolderRow, *, since: float | None = None
+    ) -> RemoteMessage | None:
+        """The message an earlier create of ``new`` made, if Graph has it: one the store
+        does not know yet, or (``since``: after a crash the sync may have recorded it)
+        one Graph last modified after the earlier attempt started."""
         assert new.internet_message_id is not None
         places = [folder.folder_id]
         if new.is_draft and folder.well_known != "drafts":
@@ -1155,7 +1177,16 @@ class CachedBackend:
             known = await self.store.read(
                 lambda db: set(ms.remote_ids(db, self.account_id, folder.folder_id))
             )
-            candidates = [m for m in found if m.id not in known]
+            candidates = [
+                m
+                for m in found
+                if m.id not in known
+                or (
+                    since is not None
+                    and m.last_modified is not None
+                    and m.last_modified.timestamp() >= since - 60
+                )
+            ]
             if not candidates:
                 continue
             hit = candidates[-1]

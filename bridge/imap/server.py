@@ -5,6 +5,11 @@ on ``stop``), implicit TLS and STARTTLS, read timeouts (shorter before login), t
 connection limits (total and per client address), write backpressure and the shutdown
 ``* BYE``. Everything IMAP is in ``bridge.imap.session``; this module only moves bytes.
 
+Two optional hooks, both free when absent: an ``ImapObserver`` (metrics: connections per
+listener, and passed on to each session for commands and failed logins) and a ``WireTap``
+(the per-account wire trace, ``bridge.trace.WireTracer``), which sees every chunk read
+from and written to a connection.
+
 Must not import: bridge.graph, bridge.store, bridge.sync (it may import session, wire,
 config and backend).
 
@@ -23,14 +28,31 @@ import contextlib
 import ipaddress
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bridge.backend.protocol import Authenticator
-from bridge.imap.session import ImapSession, LoginThrottle, SessionState
+from bridge.imap.session import ImapObserver, ImapSession, LoginThrottle, SessionState
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+
+
+class ConnectionTap(Protocol):
+    """Sees one connection's bytes in order; must be cheap and never raise."""
+
+    def received(self, data: bytes) -> None: ...
+
+    def sent(self, data: bytes) -> None: ...
+
+
+class WireTap(Protocol):
+    """Gives each new connection a ``ConnectionTap``; ``login()`` is the session's login
+    once known (None before authentication)."""
+
+    def open(self, peer: str, login: Callable[[], str | None]) -> ConnectionTap | None: ...
 
 
 def _is_loopback(address: str) -> bool:
@@ -67,8 +89,15 @@ class ImapServer:
         max_literal: int = 35 * 1024 * 1024,
         allow_plaintext_auth: bool | None = None,
         throttle: LoginThrottle | None = None,
+        name: str | None = None,
+        observer: ImapObserver | None = None,
+        wire_tap: WireTap | None = None,
     ) -> None:
         self.authenticator = authenticator
+        #: The listener's name in metrics (``imap``, ``imaps``).
+        self.name = name or ("imaps" if ssl_context is not None else "imap")
+        self.observer = observer
+        self.wire_tap = wire_tap
         self.host = host
         self._port = port
         self.ssl_context = ssl_context
@@ -156,6 +185,8 @@ class ImapServer:
         connection = _Connection(peer=peer, writer=writer, task=asyncio.current_task())
         self._connections.add(connection)
         self._per_address[peer] = self._per_address.get(peer, 0) + 1
+        if self.observer is not None:
+            self.observer.connection_opened(self.name)
         try:
             await self._serve(connection, reader)
         except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
@@ -175,11 +206,16 @@ class ImapServer:
                 self._per_address.pop(peer, None)
             with contextlib.suppress(Exception):
                 writer.close()
+            if self.observer is not None:
+                self.observer.connection_closed(self.name)
 
     async def _serve(self, connection: _Connection, reader: asyncio.StreamReader) -> None:
         writer = connection.writer
+        tap: ConnectionTap | None = None
 
         async def send(data: bytes) -> None:
+            if tap is not None:
+                tap.sent(data)
             writer.write(data)
             await writer.drain()  # backpressure: a slow reader slows the command
 
@@ -206,8 +242,11 @@ class ImapServer:
             throttle=self.throttle,
             max_literal=self.max_literal,
             on_close=writer.close,
+            observer=self.observer,
         )
         connection.session = session
+        if self.wire_tap is not None:
+            tap = self.wire_tap.open(connection.peer, lambda: session.login)
         await send(session.greeting())
         while not session.closed:
             timeout = (
@@ -225,6 +264,8 @@ class ImapServer:
                 return
             if not data:
                 return
+            if tap is not None:
+                tap.received(data)
             connection.busy = True
             try:
                 await session.feed(data)

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class ChangeDispatcher:
                         everything = True
                         break
                     folders.add(folder)
-            targets: list[str | None] = [None] if everything else sorted(folders)
+            targets: Sequence[str | None] = [None] if everything else sorted(folders)
             for folder_id in targets:
                 self.nudges += 1
                 try:

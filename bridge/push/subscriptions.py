@@ -161,6 +161,7 @@ class SubscriptionManager:
         retry_minutes: float = 15.0,
         tick_seconds: float = 60.0,
         max_lookups: int = 8,
+        maintenance_concurrency: int = 8,
         on_health: HealthCallback | None = None,
     ) -> None:
         if not 0 < renew_fraction < 1:
@@ -176,6 +177,7 @@ class SubscriptionManager:
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retry_minutes = retry_minutes
         self.tick_seconds = tick_seconds
+        self.maintenance_concurrency = max(1, maintenance_concurrency)
         self._on_health = on_health
         self.dispatcher = ChangeDispatcher(
             on_change, self.locate, debounce=debounce, max_lookups=max_lookups
@@ -330,16 +332,27 @@ class SubscriptionManager:
         timer (``start`` does) or from tests with a controlled clock."""
         await self.load()
         now = self._clock()
-        for acct in list(self._accounts.values()):
-            async with acct.lock:
-                if acct.account_id not in self._accounts:
-                    continue
+        gate = asyncio.Semaphore(self.maintenance_concurrency)
+
+        async def one(acct: _Account) -> None:
+            async with gate, acct.lock:
+                if self._accounts.get(acct.account_id) is not acct:
+                    return  # removed or replaced meanwhile
                 if acct.health is WebhookHealth.ACTIVE:
                     record = self._current(acct.account_id)
                     if record is None or self._renewal_due(record, now):
                         await self._ensure(acct)
                 elif acct.retry_at is None or acct.retry_at <= now:
                     await self._ensure(acct)
+
+        # Accounts created together come due together; a few at a time keeps the
+        # app-level request gate (subscription calls have no mailbox) from queueing long.
+        results = await asyncio.gather(
+            *(one(a) for a in list(self._accounts.values())), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("subscription maintenance failed", exc_info=result)
         for account_id in sorted({r.account_id for r in self._records.values()} & self._removed):
             await self._delete_records(account_id, None)
 

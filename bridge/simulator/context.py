@@ -73,7 +73,6 @@ class SimResponse:
 
 @dataclass
 class SimConfig:
-    token_lifetime: int = 3600
     default_page_size: int = 10
     subscription_max_minutes: int = 4230  # §19.6: default cap (configurable)
     subscriptions_per_mailbox: int = 1000

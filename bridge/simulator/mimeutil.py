@@ -16,6 +16,7 @@ import html
 import re
 import secrets
 from email import message_from_bytes
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
@@ -184,15 +185,24 @@ def _addr_header(recipients: list[dict[str, Any]]) -> str:
     parts = []
     for r in recipients:
         ea = r.get("emailAddress") or {}
-        addr = ea.get("address") or ""
-        name = ea.get("name") or ""
+        addr = _one_line(ea.get("address") or "")
+        name = _one_line(ea.get("name") or "")
         if not addr:
             continue
         if name and name != addr:
-            parts.append(str(Address(display_name=name, addr_spec=addr)))
+            try:
+                parts.append(str(Address(display_name=name, addr_spec=addr)))
+            except (ValueError, IndexError, HeaderParseError):
+                # Not a parseable addr-spec: keep what the client gave, quoted.
+                parts.append(f'"{name}" <{addr}>')
         else:
             parts.append(addr)
     return ", ".join(parts)
+
+
+def _one_line(text: str) -> str:
+    # Header values never carry raw line breaks (no header injection through JSON).
+    return " ".join(text.splitlines())
 
 
 def generate_mime(
@@ -227,14 +237,14 @@ def generate_mime(
         msg["Bcc"] = _addr_header(bcc)
     if reply_to:
         msg["Reply-To"] = _addr_header(reply_to)
-    msg["Subject"] = subject
+    msg["Subject"] = _one_line(subject)
     msg["Date"] = format_datetime((sent or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
-    msg["Message-ID"] = internet_message_id
+    msg["Message-ID"] = _one_line(internet_message_id)
     if importance and importance != "normal":
         msg["Importance"] = importance
     for h in headers or []:
         if h.get("name", "").lower().startswith("x-"):
-            msg[h["name"]] = h.get("value", "")
+            msg[_one_line(h["name"])] = _one_line(h.get("value", ""))
     # Exchange marks regenerated content; clients must not expect their own bytes back (§8).
     msg["X-MS-Has-Attach"] = "yes" if any(not a.is_inline for a in attachments) else ""
     msg["X-MS-Exchange-Organization-SCL"] = "-1"

@@ -84,13 +84,16 @@ class Simulator:
         default_page_size: int = 10,
         clock: Clock | None = None,
         faults: Faults | None = None,
-        persist: bool = False,
+        persist: bool | None = None,
         subscription_max_minutes: int = 4230,
         webhook_ca_file: str | Path | None = None,
         allow_http_webhooks: bool = True,
         delta_log_limit: int = 5000,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if persist is None:
+            # A caller that names a state directory wants its mail back after a restart.
+            persist = state_dir is not None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="graph-sim-")
             state_dir = Path(self._tmp.name)
@@ -101,7 +104,6 @@ class Simulator:
         self.persist = persist
         self.world = World(clock, delta_log_limit=delta_log_limit)
         self.config = SimConfig(
-            token_lifetime=token_lifetime,
             default_page_size=default_page_size,
             subscription_max_minutes=subscription_max_minutes,
             webhook_ca_file=str(webhook_ca_file) if webhook_ca_file else None,

@@ -38,7 +38,9 @@ that an uncertain send can be found again in Sent Items. ``250`` is answered onl
 ``OutcomeUnknown`` is recorded in ``UncertainSends`` and a retry of the same Message-ID
 first looks in the sending mailbox's Sent Items. The Graph call runs in its own task,
 shielded from the connection: a client that hangs up mid-send cannot cancel a request
-that may already have reached Graph, so its outcome is always recorded.
+that may already have reached Graph, so its outcome is always recorded — and when Graph
+accepted it but the client never heard the 250, the Message-ID is recorded as uncertain
+too, so the client's retry is answered from Sent Items instead of sending twice.
 
 One log line per submission: login, Message-ID, recipient count, size, outcome, Graph
 request id — never addresses' passwords or the content.
@@ -252,8 +254,23 @@ class SubmissionHandler:
         task.add_done_callback(self._sends.discard)
         # The shield keeps the Graph request alive if this connection is cancelled:
         # its outcome must still be recorded (see module docstring).
-        reply = await asyncio.shield(task)
+        try:
+            reply = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The client is gone before hearing the outcome; if Graph accepts the
+            # message, the client will retry it, so remember it like an uncertain send.
+            task.add_done_callback(
+                lambda done: self._reply_lost(done, remote.mailbox.id, message_id)
+            )
+            raise
         return str(reply)
+
+    def _reply_lost(self, task: asyncio.Task[Reply], mailbox_id: str, message_id: str) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        if task.result().code == 250:
+            log.info("smtp client left before the reply message_id=%s", message_id)
+            self.uncertain.record(mailbox_id, message_id)
 
     async def drain(self) -> None:
         """Wait for sends in flight (used at shutdown: never abandon a Graph request)."""

@@ -160,7 +160,7 @@ class SubmissionServer:
         loop = asyncio.get_running_loop()
         if self._allow_plaintext_auth:
             log.warning(
-                "smtp submission accepts passwords without TLS on %s (allow_plaintext_auth)",
+                "smtp listener on %s accepts passwords without TLS (allow_plaintext_auth)",
                 self._host,
             )
         if self._port is not None:

@@ -89,7 +89,19 @@ CREATE TABLE ms_subscriptions (
 );
 """
 
-register_migrations("mailstate", [_SCHEMA_1])
+# An APPEND's intent, written before the create so that a crash between Graph's create
+# and our store write is recognised when the client retries (see bridge.backend.cached).
+_SCHEMA_2 = """
+CREATE TABLE ms_pending_appends (
+    account_id TEXT NOT NULL,
+    folder_id TEXT NOT NULL,
+    internet_message_id TEXT NOT NULL,
+    started REAL NOT NULL,
+    PRIMARY KEY (account_id, folder_id, internet_message_id)
+);
+"""
+
+register_migrations("mailstate", [_SCHEMA_1, _SCHEMA_2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,3 +698,37 @@ def bodies_missing(
         [account_id, *folder_ids, since, limit],
     ).fetchall()
     return [_message(row) for row in rows]
+
+
+def begin_append(
+    db: sqlite_utils.Database,
+    account_id: str,
+    folder_id: str,
+    internet_message_id: str,
+    now: float,
+) -> float | None:
+    """Record an APPEND about to be sent to Graph; returns when an earlier, unfinished
+    attempt with the same Message-ID started (None if there was none)."""
+    row = db.execute(
+        "SELECT started FROM ms_pending_appends"
+        " WHERE account_id = ? AND folder_id = ? AND internet_message_id = ?",
+        [account_id, folder_id, internet_message_id],
+    ).fetchone()
+    if row is None:
+        db.execute(
+            "INSERT INTO ms_pending_appends(account_id, folder_id, internet_message_id,"
+            " started) VALUES (?, ?, ?, ?)",
+            [account_id, folder_id, internet_message_id, now],
+        )
+        return None
+    return float(row[0])
+
+
+def end_append(
+    db: sqlite_utils.Database, account_id: str, folder_id: str, internet_message_id: str
+) -> None:
+    db.execute(
+        "DELETE FROM ms_pending_appends"
+        " WHERE account_id = ? AND folder_id = ? AND internet_message_id = ?",
+        [account_id, folder_id, internet_message_id],
+    )

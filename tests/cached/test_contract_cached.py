@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import contract.test_hierarchy as hierarchy_suite
-import contract.test_messages as messages_suite
 import pytest
 
+import tests.contract.test_hierarchy as hierarchy_suite
+import tests.contract.test_messages as messages_suite
 from bridge.backend.events import MailEvent
 from bridge.backend.protocol import MailBackend
 

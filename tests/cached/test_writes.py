@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import pytest
 
 from bridge.backend.errors import MailboxNotFound, NotPermitted, Unavailable
 from bridge.backend.events import EventBus
-from bridge.backend.remote import DeleteMode, RemoteUnavailable
+from bridge.backend.remote import DeleteMode, NewMessage, RemoteUnavailable
 from bridge.backend.types import AccountIdentity, FetchNeed, StoreOperation
+from bridge.store import mailstate as ms
 from bridge.sync import open_cached_backend
 
 from .harness import Account, mail, open_account
@@ -285,3 +287,60 @@ async def test_other_accounts_mailboxes_are_unreachable(account: Account) -> Non
         await alice.claim_recent(bob_inbox.mailbox_id, [uid])
     assert bob_inbox.mailbox_id not in {m.mailbox_id for m in await alice.list_mailboxes()}
     assert (await alice.status("INBOX")).messages == 0
+
+
+async def test_append_of_a_sent_message_adopts_the_sent_items_copy(account: Account) -> None:
+    sim, alice = account.tenant.sim, account.tenant.alice
+    tenant = account.tenant
+    sent = (
+        mail(7)
+        .replace(b"Carol <carol@example.test>", tenant.alice.mail.encode())
+        .replace(b"Alice <alice@example.test>", tenant.bob.mail.encode())
+    )
+    await account.remote.send_mime(sent)
+    assert len(sim.messages(alice, "sentitems")) == 1
+    result = await account.backend.append("Sent Items", sent, frozenset({"\\Seen"}), None)
+    assert len(sim.messages(alice, "sentitems")) == 1  # no duplicate
+    box = (await account.backend.select("Sent Items", read_only=True)).mailbox_id
+    data = await account.backend.fetch(box, [result.uid], FetchNeed.BODY | FetchNeed.FLAGS)
+    assert data[0].body == sent and "\\Seen" in (data[0].flags or set())
+    await account.sync()
+    assert (await account.backend.status("Sent Items")).messages == 1
+    # Saving it again answers the same UID.
+    again = await account.backend.append("Sent Items", sent, frozenset({"\\Seen"}), None)
+    assert again.uid == result.uid
+    assert len(sim.messages(alice, "sentitems")) == 1
+
+
+async def test_append_retried_after_a_crash_does_not_duplicate(account: Account) -> None:
+    """The first attempt journaled its intent and Graph created the message, then the
+    bridge died before recording it; the sync gave it a UID; the client retries."""
+    sim, alice = account.tenant.sim, account.tenant.alice
+    inbox = await account.backend.select("INBOX", read_only=True)
+    body = mail(9)
+    await account.store.write(
+        lambda db: ms.begin_append(
+            db, "alice", inbox.mailbox_id, "<cached-9@example.test>", time.time() - 5
+        )
+    )
+    await account.remote.create_message(
+        NewMessage(
+            folder_id=inbox.mailbox_id,
+            mime=body,
+            is_draft=False,
+            is_read=False,
+            internet_message_id="<cached-9@example.test>",
+        )
+    )
+    await account.sync()
+    synced = await account.backend.select("INBOX", read_only=True)
+    assert len(synced.messages) == 1
+    result = await account.backend.append("INBOX", body, frozenset(), None)
+    assert result.uid == synced.messages[0].uid
+    assert len(sim.messages(alice, "inbox")) == 1
+    data = await account.backend.fetch(inbox.mailbox_id, [result.uid], FetchNeed.BODY)
+    assert data[0].body == body
+    # The journal entry is gone: appending the same message again is a new message.
+    again = await account.backend.append("INBOX", body, frozenset(), None)
+    assert again.uid > result.uid
+    assert len(sim.messages(alice, "inbox")) == 2

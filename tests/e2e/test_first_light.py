@@ -21,7 +21,9 @@ def _mime(subject: str, sender: str, to: str) -> bytes:
     return msg.as_bytes()
 
 
-async def test_imap_sees_delivered_mail_and_flags_reach_graph(running_bridge: RunningBridge) -> None:
+async def test_imap_sees_delivered_mail_and_flags_reach_graph(
+    running_bridge: RunningBridge,
+) -> None:
     sim, tenant = running_bridge.sim, running_bridge.tenant
     start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     for n in range(3):

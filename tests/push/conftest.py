@@ -82,7 +82,12 @@ class PushHarness:
     manager: SubscriptionManager = field(init=False)
     managers: list[SubscriptionManager] = field(default_factory=list)
 
-    def new_manager(self, public_url: str | None = None, **kw: Any) -> SubscriptionManager:
+    def new_manager(
+        self,
+        public_url: str | None = None,
+        on_change: Callable[[str, str | None], None] | None = None,
+        **kw: Any,
+    ) -> SubscriptionManager:
         async def graph_for(account_id: str) -> GraphApp:
             return self.graph
 
@@ -91,7 +96,7 @@ class PushHarness:
             self.store,
             graph_for,
             public_url or self.public_url,
-            self.changes,
+            on_change or self.changes,
             clock=self.clock,
             **kw,
         )

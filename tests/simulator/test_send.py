@@ -197,3 +197,19 @@ def test_draft_attachments_upload_session_and_send(graph: Graph) -> None:
     assert files["note.txt"] in (b"Hello World!", "Hello World!")
     again = graph.post(f"{mb}/messages/{did}/send")
     assert again.status_code == 400
+
+
+def test_json_send_cannot_inject_headers(graph: Graph) -> None:
+    t = graph.t
+    body = {
+        "message": {
+            "subject": "hello\r\nBcc: victim@example.org",
+            "toRecipients": [{"emailAddress": {"address": t.bob.mail, "name": "Bob\r\nX-Evil: 1"}}],
+        }
+    }
+    assert graph.post(f"{graph.mb(t.alice)}/sendMail", json=body).status_code == 202
+    [rec] = t.sim.sent_log(t.alice)
+    assert rec.recipients == (t.bob.mail,)
+    parsed = email.message_from_bytes(rec.mime, policy=email.policy.default)
+    assert parsed["Bcc"] is None and parsed["X-Evil"] is None
+    assert parsed["Subject"] == "hello Bcc: victim@example.org"

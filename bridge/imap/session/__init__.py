@@ -23,7 +23,7 @@ Usage::
 
 from __future__ import annotations
 
-from bridge.imap.session.core import ImapSession
+from bridge.imap.session.core import ImapObserver, ImapSession, command_name
 from bridge.imap.session.reply import Reply
 from bridge.imap.session.selected import SelectedMailbox
 from bridge.imap.session.state import ALLOWED_STATES, SessionState
@@ -31,9 +31,11 @@ from bridge.imap.session.throttle import LoginThrottle
 
 __all__ = [
     "ALLOWED_STATES",
+    "ImapObserver",
     "ImapSession",
     "LoginThrottle",
     "Reply",
     "SelectedMailbox",
     "SessionState",
+    "command_name",
 ]

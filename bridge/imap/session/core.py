@@ -16,6 +16,10 @@ Both keep their progress in the session and finish when the next event arrives.
 Errors: a ``BackendError`` becomes ``NO [code] text``; anything unexpected is logged with
 its traceback and answered ``NO [SERVERBUG]``; the connection lives on.
 
+Observation. An optional ``ImapObserver`` (metrics) hears of every tagged completion
+(command name, status, first atom of the response code, seconds) and of failed logins.
+Without one the session does no extra work.
+
 Must not import: bridge.graph, bridge.store, bridge.sync, bridge.imap.server.
 """
 
@@ -23,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.backend.errors import BackendError
 from bridge.backend.events import MailEvent
@@ -55,6 +60,37 @@ WRITE_CHUNK = 64 * 1024
 Send = Callable[[bytes], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[Any]]
 
+#: Tagged NO codes that mean "these credentials did not get in" (RFC 5530 §3): a wrong
+#: password, or a refusal because of too many recent failures.
+_AUTH_FAILURE_CODES = frozenset({"AUTHENTICATIONFAILED", "UNAVAILABLE"})
+_AUTH_COMMANDS = frozenset({"LOGIN", "AUTHENTICATE"})
+
+
+class ImapObserver(Protocol):
+    """What metrics hear from the IMAP layer; every method must be cheap and not raise.
+
+    ``command``: one tagged completion; ``name`` as the client wrote it, upper-case, with
+    ``UID`` kept (``"UID FETCH"``), ``"INVALID"`` for a line the parser rejected; ``code``
+    is the first atom of the response code (``"TRYCREATE"``) or None. The connection
+    methods are called by ``ImapServer``; ``listener`` names the listening socket.
+    """
+
+    def command(self, name: str, status: str, code: str | None, seconds: float) -> None: ...
+
+    def connection_opened(self, listener: str) -> None: ...
+
+    def connection_closed(self, listener: str) -> None: ...
+
+    def auth_failed(self, peer: str) -> None: ...
+
+
+def command_name(command: object) -> str:
+    """The command's name for metrics and logs: ``Fetch(uid=True)`` → ``"UID FETCH"``."""
+    name = type(command).__name__.upper()  # class names are the verbs: StartTls → STARTTLS
+    if getattr(command, "uid", False) or (name == "EXPUNGE" and getattr(command, "uids", None)):
+        return "UID " + name  # RFC 3501 §6.4.8, RFC 4315 §2.1
+    return name
+
 
 class ImapSession:
     """One client's IMAP session (see the module docstring)."""
@@ -73,8 +109,12 @@ class ImapSession:
         max_literal: int = 35 * 1024 * 1024,
         idle_poke_interval: float = 120.0,
         on_close: Callable[[], None] | None = None,
+        observer: ImapObserver | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.observer = observer
+        #: (tag, name, start) of the command awaiting its tagged reply; only with an observer.
+        self._running: tuple[str, str, float] | None = None
         self.peer = peer
         self.tls_active = tls_active
         self.allow_plaintext_auth = allow_plaintext_auth
@@ -155,6 +195,25 @@ class ImapSession:
     async def finish(self, tag: str, reply: Reply) -> None:
         await self.emit(tagged(tag, reply.status, reply.text, reply.code))
         await self.drain()
+        if self.observer is not None:
+            self._observe(tag, reply)
+
+    def _observe(self, tag: str, reply: Reply) -> None:
+        running = self._running
+        if running is None or running[0] != tag:
+            return
+        self._running = None
+        _, name, started = running
+        code = reply.code.split(" ", 1)[0].upper() if reply.code else None
+        observer = self.observer
+        assert observer is not None
+        try:
+            observer.command(name, reply.status, code, time.monotonic() - started)
+            if name in _AUTH_COMMANDS and reply.status == "NO" and code in _AUTH_FAILURE_CODES:
+                observer.auth_failed(self.peer)
+        except Exception:
+            # Metrics must never break a session.
+            log.exception("IMAP observer failed")
 
     @property
     def closed(self) -> bool:
@@ -194,6 +253,12 @@ class ImapSession:
             if self.idle is not None:
                 await stop_idle(self)
             await self.emit(event.response)
+            if self.observer is not None and event.tag is not None:
+                if self._running is None or self._running[0] != event.tag:
+                    # Not a bad SASL line or IDLE end of a command in progress: a line
+                    # that never became a command.
+                    self._running = (event.tag, "INVALID", time.monotonic())
+                self._observe(event.tag, Reply(_reply_status(event.response)))
             if event.fatal:
                 await self.close()
             return
@@ -214,6 +279,8 @@ class ImapSession:
 
     async def run_command(self, command: Any) -> None:
         tag: str = command.tag
+        if self.observer is not None:
+            self._running = (tag, command_name(command), time.monotonic())
         if not is_allowed(command, self.state):
             await self.finish(
                 tag,
@@ -326,6 +393,12 @@ class ImapSession:
         if self.closed and self._on_close is not None:
             callback, self._on_close = self._on_close, None
             callback()
+
+
+def _reply_status(response: bytes) -> str:
+    """``b"a1 BAD ..."`` → ``"BAD"`` (the parser's suggested reply)."""
+    parts = response.split(b" ", 2)
+    return parts[1].decode("ascii", "replace") if len(parts) > 1 else "BAD"
 
 
 async def _completed(work: Awaitable[None]) -> Reply | None:
