@@ -86,6 +86,8 @@ MIN_LIFETIME_MINUTES = 45  # facts §19.6 [3P]: shorter requests may be refused
 CHANGE_TYPES = "created,updated,deleted"
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 _MAX_PARKED = 200
+_MAX_WARNED = 1000
+REJECT_LOG_INTERVAL = timedelta(minutes=1)
 
 GraphAppForAccount = Callable[[str], Awaitable[GraphApp]]
 HealthCallback = Callable[[str, bool], None]
@@ -187,6 +189,7 @@ class SubscriptionManager:
         self._removed: set[str] = set()
         self._creating = 0
         self._parked: list[tuple[str, str, ChangeKind, str]] = []
+        self._warned: dict[tuple[str, str, str], tuple[datetime, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._loaded = False
@@ -637,13 +640,26 @@ class SubscriptionManager:
         self.notifications_rejected += 1
         known = isinstance(sub_id, str) and sub_id in self._records
         reason = "clientState does not match" if known else "unknown subscription"
+        # One line per sender, kind and reason a minute: a stream of forgeries (or an
+        # orphaned subscription of an earlier run) must not flood the log.
+        key = (_safe(sub_id), what, reason)
+        now = self._clock()
+        last = self._warned.get(key)
+        if last is not None and now - last[0] < REJECT_LOG_INTERVAL:
+            self._warned[key] = (last[0], last[1] + 1)
+            return
+        suppressed = last[1] if last is not None else 0
+        if len(self._warned) >= _MAX_WARNED:
+            self._warned.clear()
+        self._warned[key] = (now, 0)
         # Never the clientState itself: it is the secret being guessed.
         log.warning(
-            "rejected a %s for subscription %s from %s: %s",
+            "rejected a %s for subscription %s from %s: %s%s",
             what,
-            _safe(sub_id),
+            key[0],
             remote_addr or "?",
             reason,
+            f" ({suppressed} more since the last report)" if suppressed else "",
         )
 
     def lifecycle(self, item: dict[str, Any], remote_addr: str | None) -> bool:

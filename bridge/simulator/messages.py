@@ -217,6 +217,22 @@ def _flag(value: Any) -> dict[str, Any]:
     return out
 
 
+def _list(value: Any, prop: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad_request(f"Invalid value for property '{prop}'.", "RequestBodyRead")
+    return value
+
+
+def _categories(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise bad_request("Invalid value for property 'categories'.", "RequestBodyRead")
+    return list(value)
+
+
 def _importance(value: Any) -> str:
     v = str(value).lower()
     if v not in ("low", "normal", "high"):
@@ -309,7 +325,7 @@ def fields_from_json(ctx: Ctx, body: Any, *, for_send: bool = False) -> dict[str
             case "internetmessageid":
                 f["internet_message_id"] = str(value)
             case "categories":
-                f["categories"] = [str(c) for c in value or []]
+                f["categories"] = _categories(value)
             case "flag":
                 f["flag"] = _flag(value)
             case "isread":
@@ -322,8 +338,10 @@ def fields_from_json(ctx: Ctx, body: Any, *, for_send: bool = False) -> dict[str
                 f["read_receipt"] = bool(value)
             case "internetmessageheaders":
                 headers = []
-                for h in value or []:
-                    name = str((h or {}).get("name", ""))
+                for h in _list(value, key):
+                    if not isinstance(h, dict):
+                        raise bad_request(f"Invalid value for property '{key}'.", "RequestBodyRead")
+                    name = str(h.get("name", ""))
                     if not name.lower().startswith("x-"):
                         # §11: only x- headers may be set.
                         raise GraphError(
@@ -335,7 +353,7 @@ def fields_from_json(ctx: Ctx, body: Any, *, for_send: bool = False) -> dict[str
                     headers.append({"name": name, "value": str(h.get("value", ""))})
                 f["headers"] = headers
             case "attachments":
-                f["attachments"] = [attachment_from_json(a) for a in value or []]
+                f["attachments"] = [attachment_from_json(a) for a in _list(value, key)]
             case "singlevalueextendedproperties":
                 for pkey, norm, val in _ext_props(value):
                     if pkey == TAG_MESSAGE_FLAGS:
@@ -457,7 +475,7 @@ def patch_message(ctx: Ctx) -> SimResponse:
             case "flag":
                 m.flag = _flag(value)
             case "categories":
-                m.categories = [str(c) for c in value or []]
+                m.categories = _categories(value)
             case "importance":
                 m.importance = _importance(value)
                 content_changed = True

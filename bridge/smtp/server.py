@@ -190,6 +190,9 @@ class SubmissionServer:
             transport = protocol.transport
             if transport is not None:
                 transport.close()
+        # A send that started between the drain and the close still runs (it is
+        # shielded from its connection); wait for it so its outcome is recorded.
+        await self.handler.drain()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()

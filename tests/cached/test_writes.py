@@ -344,3 +344,22 @@ async def test_append_retried_after_a_crash_does_not_duplicate(account: Account)
     again = await account.backend.append("INBOX", body, frozenset(), None)
     assert again.uid > result.uid
     assert len(sim.messages(alice, "inbox")) == 2
+
+
+async def test_append_with_unknown_outcome_looks_up_before_retrying(account: Account) -> None:
+    sim, alice = account.tenant.sim, account.tenant.alice
+    sim.faults.fail_next("message.create", count=1, status=504)
+    sim.reset_counters(alice)
+    result = await account.backend.append("INBOX", mail(11), frozenset(), None)
+    kinds = sim.counters(alice).by_kind
+    # The injected 504 never reaches the counters; the lookup and the retry do.
+    assert kinds.get("GET messages.list") == 1
+    assert kinds.get("POST message.create") == 1
+    assert [m["subject"] for m in sim.messages(alice, "inbox")] == ["Message 11"]
+    assert (await account.backend.status("INBOX")).uidnext == result.uid + 1
+    # Without a Message-ID there is nothing to look up: no blind retry.
+    sim.faults.fail_next("message.create", count=1, status=504)
+    anonymous = mail(12).replace(b"Message-ID: <cached-12@example.test>\r\n", b"")
+    with pytest.raises(Unavailable):
+        await account.backend.append("INBOX", anonymous, frozenset(), None)
+    assert len(sim.messages(alice, "inbox")) == 1

@@ -133,9 +133,16 @@ async def test_forged_notifications_change_nothing_and_are_logged(
     assert manager.subscription_ids("acct-alice") == [sub_id]  # the forged removal did nothing
     assert [s.id for s in push.sim_subscriptions(push.alice)] == [sub_id]
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert sum("clientState does not match" in m for m in messages) == 3
+    # Logged once per subscription, kind and reason a minute (the second mismatching
+    # change notification is counted, not logged again).
+    assert sum("change notification" in m and "does not match" in m for m in messages) == 1
+    assert sum("lifecycle notification" in m and "does not match" in m for m in messages) == 1
     assert sum("unknown subscription" in m for m in messages) == 1
-    assert all(wrong_state not in m and secret not in m for m in messages)
+    push.clock.advance(minutes=2)
+    status, _ = await _post(push.public_url + NOTIFICATION_PATH, {"value": [note]})
+    assert status == 202
+    assert manager.notifications_rejected == 5
+    assert "(1 more since the last report)" in caplog.records[-1].getMessage()
     assert secret not in caplog.text and wrong_state not in caplog.text
 
 
@@ -158,3 +165,14 @@ async def test_notifications_are_answered_before_any_graph_call(push: PushHarnes
     assert elapsed < 1.0  # facts §19.3: 2xx within 3 s, never waiting on Graph
     calls = await push.changes.wait()
     assert calls == [("acct-alice", push.folder_id(push.alice))]
+
+
+async def test_get_without_validation_token_is_400(
+    routes_url: tuple[str, SubscriptionManager],
+) -> None:
+    url, manager = routes_url
+    async with aiohttp.ClientSession() as session:
+        for path in (NOTIFICATION_PATH, LIFECYCLE_PATH):
+            async with session.get(url + path) as resp:
+                assert resp.status == 400
+    assert manager.notifications_received == 0

@@ -70,9 +70,24 @@ async def smtplib_send(
     mail_from: str,
     rcpts: Sequence[str],
     data: bytes,
-    **kw: object,
+    *,
+    mail_options: Sequence[str] = (),
+    starttls: ssl.SSLContext | None = None,
+    implicit_tls: ssl.SSLContext | None = None,
 ) -> Outcome:
-    return await asyncio.to_thread(_smtplib_send, port, login, mail_from, rcpts, data, **kw)  # type: ignore[arg-type]
+    def send() -> Outcome:
+        return _smtplib_send(
+            port,
+            login,
+            mail_from,
+            rcpts,
+            data,
+            mail_options=mail_options,
+            starttls=starttls,
+            implicit_tls=implicit_tls,
+        )
+
+    return await asyncio.to_thread(send)
 
 
 @dataclass(frozen=True, slots=True)

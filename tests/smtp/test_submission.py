@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bridge.backend.remote import RemoteUnavailable
+from bridge.simulator import UserHandle
 from bridge.simulator.model import SentRecord
 from tests.smtp.clients import RawSMTP, msmtp, smtplib_send, swaks
 from tests.smtp.harness import PASSWORDS, Harness, MakeHarness, TLSMaterial
@@ -92,8 +93,8 @@ def body_text(mime: bytes, subtype: str = "plain") -> str:
     return str(part.get_content()).replace("\r\n", "\n")
 
 
-def only_record(h: Harness, user: object) -> SentRecord:
-    log = h.tenant.sim.sent_log(user)  # type: ignore[arg-type]
+def only_record(h: Harness, user: UserHandle) -> SentRecord:
+    log = h.tenant.sim.sent_log(user)
     assert len(log) == 1, log
     return log[0]
 
@@ -104,11 +105,12 @@ def all_sent(h: Harness) -> list[SentRecord]:
     return [r for user in (t.alice, t.bob, t.shared) for r in t.sim.sent_log(user)]
 
 
-def inbox_mime(h: Harness, user: object, subject: str) -> bytes:
+def inbox_mime(h: Harness, user: UserHandle, subject: str) -> bytes:
     sim = h.tenant.sim
-    found = [m for m in sim.messages(user, "inbox") if m.get("subject") == subject]  # type: ignore[arg-type]
-    assert len(found) == 1, [m.get("subject") for m in sim.messages(user, "inbox")]  # type: ignore[arg-type]
-    return sim.mime(user, found[0]["id"])  # type: ignore[arg-type]
+    inbox = sim.messages(user, "inbox")
+    found = [m for m in inbox if m.get("subject") == subject]
+    assert len(found) == 1, [m.get("subject") for m in inbox]
+    return sim.mime(user, found[0]["id"])
 
 
 def header_block(mime: bytes) -> bytes:
