@@ -675,7 +675,9 @@ async def seed_bridge_store(
         await store.close()
 
 
-def bridge_config(state_dir: Path, sync: dict[str, Any], limits: dict[str, Any]) -> Any:
+def bridge_config(
+    state_dir: Path, sync: dict[str, Any], limits: dict[str, Any], http_port: int = 0
+) -> Any:
     import dataclasses
 
     from bridge.config import default_config
@@ -685,7 +687,7 @@ def bridge_config(state_dir: Path, sync: dict[str, Any], limits: dict[str, Any])
         config,
         imap=dataclasses.replace(config.imap, port=0),
         smtp=dataclasses.replace(config.smtp, port=0),
-        http=dataclasses.replace(config.http, port=0),
+        http=dataclasses.replace(config.http, port=http_port),
         sync=dataclasses.replace(config.sync, **sync),
         limits=dataclasses.replace(config.limits, **limits),
     )
@@ -701,7 +703,9 @@ async def _serve_bridge(args: argparse.Namespace) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     users = settings["users"][: args.accounts] if args.accounts else settings["users"]
     await seed_bridge_store(state_dir, settings, users)
-    config = bridge_config(state_dir, json.loads(args.sync), json.loads(args.limits))
+    config = bridge_config(
+        state_dir, json.loads(args.sync), json.loads(args.limits), args.http_port
+    )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
@@ -768,6 +772,7 @@ def _child_main(argv: Sequence[str]) -> None:
     bridge.add_argument("--accounts", type=int, default=0, help="first N users (0: all)")
     bridge.add_argument("--sync", default="{}", help="JSON: SyncConfig overrides")
     bridge.add_argument("--limits", default="{}", help="JSON: LimitsConfig overrides")
+    bridge.add_argument("--http-port", type=int, default=0)
     args = parser.parse_args(argv)
     role = {
         "serve-memory": _serve_memory,
@@ -838,6 +843,7 @@ class SimAndBridge:
         limits: dict[str, Any] | None = None,
         start_bridge: bool = True,
         accounts: int = 0,
+        http_port: int = 0,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
         self.sim = ChildRole(
@@ -856,6 +862,7 @@ class SimAndBridge:
         self.limits = limits or {}
         self.start_bridge = start_bridge
         self.accounts = accounts  # bridge accounts for the first N users (0: all)
+        self.http_port = http_port
         self.bridge: ChildRole | None = None
         self.control: SimulatorControl | None = None
         self.settings: dict[str, Any] = {}
@@ -882,6 +889,7 @@ class SimAndBridge:
                 "--sync", json.dumps(self.sync),
                 "--limits", json.dumps(self.limits),
                 "--accounts", str(self.accounts),
+                "--http-port", str(self.http_port),
             ],
         )  # fmt: skip
         return await self.bridge.start()

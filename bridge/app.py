@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bridge.push  # noqa: F401  (registers the push migrations before any Store.open)
 from bridge.backend.events import EventBus
 from bridge.backend.protocol import MailBackend
 from bridge.backend.remote import Remote, RemoteAuthError, RemoteError
@@ -105,6 +106,8 @@ class Bridge:
         self._accounts: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._blobs: Any = None
+        #: bridge.push.SubscriptionManager when webhooks are configured.
+        self.push: Any = None
 
     # -- Graph apps --------------------------------------------------------------------
     async def graph_app(self, app_id: str) -> GraphApp:
@@ -163,7 +166,28 @@ class Bridge:
             on_state=on_state,
         )
         log.info("account ready", extra={"account": account.id, "login": account.login})
+        if self.push is not None:
+            self._spawn(self.push.add_account(account.id, mailbox))
         return AccountRuntime(account, identity, remote, backend, engine, bus)
+
+    async def graph_app_for_account(self, account_id: str) -> GraphApp:
+        account = await acct.fetch_account(self.store, account_id)
+        return await self.graph_app(account.app_id)
+
+    def nudge(self, account_id: str, folder_id: str | None) -> None:
+        """A change notification arrived: sync that folder (or all) of the account soon.
+        Ignored for accounts not running (yet): their first sync covers it."""
+        runtime = self._live(account_id)
+        if runtime is not None:
+            runtime.engine.nudge(folder_id)
+
+    async def forget_account(self, account: acct.Account) -> None:
+        """An account was removed through the admin API: stop its sync, drop its push."""
+        pending = self._accounts.pop(account.id, None)
+        if pending is not None and pending.runtime is not None:
+            await pending.runtime.engine.stop()
+        if self.push is not None:
+            await self.push.remove_account(account.id)
 
     async def blobs(self) -> Any:
         """The body cache shared by all accounts (content-addressed, so sharing is safe)."""
@@ -386,20 +410,32 @@ async def run_daemon(
                 bridge, port=config.imap.tls_port, ssl_context=tls, **imap_kwargs
             )
             await listeners.imaps.start()
+        smtp_plain_auth = plaintext_auth_allowed(
+            config.smtp.allow_plaintext_auth,
+            tls_active=False,
+            peer_loopback=is_loopback_host(config.smtp.host),
+        )
+        smtp_port: int | None = config.smtp.port
+        if tls is None and not smtp_plain_auth:
+            # Nobody could authenticate on a plaintext port without STARTTLS.
+            log.warning(
+                "SMTP submission is off: %s without TLS refuses passwords "
+                "(smtp.allow_plaintext_auth); configure tls.cert_file/tls.key_file",
+                config.smtp.host,
+            )
+            smtp_port = None
         listeners.smtp = SubmissionServer(
             bridge.submission_directory(),
-            allow_plaintext_auth=plaintext_auth_allowed(
-                config.smtp.allow_plaintext_auth,
-                tls_active=False,
-                peer_loopback=is_loopback_host(config.smtp.host),
-            ),
+            allow_plaintext_auth=smtp_plain_auth,
             host=config.smtp.host,
-            port=config.smtp.port,
+            port=smtp_port,
             tls_port=config.smtp.tls_port if tls is not None else None,
             ssl_context=tls,
             max_message_size=config.limits.max_message_size,
         )
         await listeners.smtp.start()
+        if config.sync.webhook_public_url:
+            bridge.push = await start_push(config, store, bridge)
         listeners.http_runner, listeners.http_port = await start_http(config, store, bridge)
         await bridge.start_all()
         notifier.ready("serving")
@@ -424,6 +460,9 @@ async def run_daemon(
         if listeners.http_runner is not None:
             with contextlib.suppress(Exception):
                 await listeners.http_runner.cleanup()
+        if bridge.push is not None:
+            with contextlib.suppress(Exception):
+                await bridge.push.stop()
         await bridge.stop()
         await store.close()
     return 0
@@ -443,12 +482,18 @@ async def start_http(config: Config, store: Store, bridge: Bridge) -> tuple[Any,
     async def account_added(account: acct.Account) -> None:
         await bridge.runtime(account)
 
+    routes = [web.get("/health", health)]
+    if bridge.push is not None:
+        from bridge.push import webhook_routes
+
+        routes.extend(webhook_routes(bridge.push))
     app = make_http_app(
         store,
         config,
         admin_token=ensure_admin_token(config),
-        extra_routes=[web.get("/health", health)],
+        extra_routes=routes,
         on_account_added=account_added,
+        on_account_removed=bridge.forget_account,
         sealer=bridge.sealer,
     )
     runner = web.AppRunner(app, access_log=None)
@@ -458,6 +503,24 @@ async def start_http(config: Config, store: Store, bridge: Bridge) -> tuple[Any,
     sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
     port = sockets[0].getsockname()[1] if sockets else config.http.port
     return runner, port
+
+
+async def start_push(config: Config, store: Store, bridge: Bridge) -> Any:
+    """Webhooks: one Graph subscription per account, notifications nudge the sync engine;
+    delta polling goes on underneath as the safety net."""
+    from bridge.push import SubscriptionManager
+
+    assert config.sync.webhook_public_url is not None
+    manager = SubscriptionManager(
+        store,
+        bridge.graph_app_for_account,
+        config.sync.webhook_public_url,
+        on_change=bridge.nudge,
+        fallback_poll_seconds=config.sync.poll_interval,
+    )
+    await manager.start()
+    await manager.retain_accounts([a.id for a in await acct.fetch_accounts(store)])
+    return manager
 
 
 async def health_report(bridge: Bridge) -> dict[str, Any]:

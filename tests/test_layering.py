@@ -23,6 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "bridge.graph": {"bridge.backend.remote", "bridge.errors"},
     "bridge.sync": {"bridge.graph", "bridge.store", "bridge.backend", "bridge.mime"},
     "bridge.store": set(),
+    "bridge.push": {"bridge.graph", "bridge.store", "bridge.backend", "bridge.sync"},
+    "bridge.smtp": {"bridge.backend", "bridge.mime"},
     "bridge.simulator": set(),
 }
 STDLIB_ONLY = {"bridge.imap.wire", "bridge.mime"}

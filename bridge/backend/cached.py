@@ -35,15 +35,19 @@ Writes. Flags go through ``Remote.update_flags`` (one ``$batch`` for many messag
 message keeps its id, gets a new UID in the destination and is expunged in the
 source); EXPUNGE per ``CacheSettings.expunge_mode``. When Graph cannot be reached,
 ``Unavailable`` is raised and nothing changes locally; when a multi-message request
-half-succeeds, what Graph did is recorded and announced and then ``Unavailable`` is
-raised for the rest.
+half-succeeds, what Graph did is recorded and announced and then an error is raised for
+the rest — except COPY, whose partial copies are deleted again (RFC 3501 §6.4.7).
 
 APPEND idempotence. ``Remote.create_message`` is never retried blindly: on
 ``OutcomeUnknown`` the target folder (and Drafts, where a MIME create lands first) is
 searched for the message's Message-ID and a found message is adopted; only if none is
 found is the create tried once more. A message without a Message-ID header is created
 as is (the client's bytes are never altered), and an unknown outcome then answers
-``Unavailable`` without a retry, because there is nothing to look it up by. An APPEND to
+``Unavailable`` without a retry, because there is nothing to look it up by. Before the
+create, the intent (folder, Message-ID) is journaled in the store and cleared in the
+transaction that records the new UID; a journal entry left by a crash makes the
+client's retry look the message up first (and adopt it, even if the sync has meanwhile
+given it a UID) instead of creating a second one. An APPEND to
 Sent Items whose Message-ID Graph already has there (the copy Graph's send saved)
 adopts that copy: APPENDUID names it, and it serves the client's bytes unless a client
 has already seen Graph's bytes under that UID.
@@ -952,19 +956,20 @@ class CachedBackend:
             changed: list[MessageInfo] = []
             for row in rows:
                 target = targets[row.uid]
-                new_state = row.state
-                if target.changes_remote:
-                    answer = answers.get(row.state.message_id)
-                    if not isinstance(answer, RemoteMessage):
-                        continue
-                    new_state = state_from_remote(answer)
-                    verb = target.last_verb if target.last_verb is not None else row.state.last_verb
-                    new_state = with_verb(new_state, verb)
                 fresh = ms.message_by_remote_id(
                     db, self.account_id, mailbox_id, row.state.message_id
                 )
                 if fresh is None:
-                    continue
+                    continue  # expunged meanwhile
+                # Without a remote change the state stays whatever the store has now
+                # (the sync may have moved it on since ``rows`` was read).
+                new_state = fresh.state
+                if target.changes_remote:
+                    answer = answers.get(row.state.message_id)
+                    if not isinstance(answer, RemoteMessage):
+                        continue
+                    verb = target.last_verb if target.last_verb is not None else row.state.last_verb
+                    new_state = with_verb(state_from_remote(answer), verb)
                 before = row_flags(fresh)
                 if new_state != fresh.state:
                     flags_differ = flagmap.imap_flags(flag_state(new_state)) != flagmap.imap_flags(
@@ -1218,6 +1223,8 @@ class CachedBackend:
             return CopyResult(target.uidvalidity, (), ())
         ids = [row.state.message_id for row in rows]
         doing = "moving the messages" if move else "copying the messages"
+        if move and target.folder_id == source.folder_id:
+            return await self._renumber(source, rows)
         try:
             if move:
                 answers = await self.remote.move_messages(ids, target.folder_id)
@@ -1292,6 +1299,46 @@ class CachedBackend:
             uidvalidity=target.uidvalidity,
             source_uids=tuple(uid for uid, _ in pairs),
             dest_uids=tuple(added.uid for _, added in pairs),
+        )
+
+    async def _renumber(self, folder: ms.FolderRow, rows: list[ms.MessageRow]) -> CopyResult:
+        """MOVE into the same mailbox (RFC 6851 §3.3 allows it): nothing changes in
+        Graph; the messages get new UIDs and the old ones are expunged."""
+
+        def write(db: sqlite_utils.Database) -> tuple[list[int], list[ms.MessageRow]]:
+            removed, _ = ms.remove_messages(
+                db, self.account_id, folder.folder_id, [row.uid for row in rows]
+            )
+            added = [
+                ms.add_message(
+                    db,
+                    self.account_id,
+                    folder.folder_id,
+                    row.state,
+                    body_hash=row.body_hash,
+                    size=row.size,
+                    summary=row.summary,
+                    pinned=row.pinned,
+                    deleted=row.deleted,
+                    remote_hash=row.remote_hash,
+                )
+                for row in rows
+            ]
+            return removed, added
+
+        removed, added = await self.store.write(write)
+        self._publish(
+            [
+                MessagesExpunged(folder.folder_id, folder.uidvalidity, tuple(removed)),
+                MessagesAdded(
+                    folder.folder_id, folder.uidvalidity, tuple(message_info(r) for r in added)
+                ),
+            ]
+        )
+        return CopyResult(
+            uidvalidity=folder.uidvalidity,
+            source_uids=tuple(row.uid for row in rows),
+            dest_uids=tuple(row.uid for row in added),
         )
 
     async def expunge(self, mailbox_id: str, uids: Sequence[int] | None = None) -> list[int]:

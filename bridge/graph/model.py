@@ -35,7 +35,25 @@ MESSAGE_SELECT = (
 LAST_VERB_EXPAND = f"singleValueExtendedProperties($filter=id eq '{PID_LAST_VERB}')"
 
 # Well-known folder names the bridge maps to IMAP roles (facts §6.2), plus the root.
-WELL_KNOWN = ("inbox", "drafts", "sentitems", "deleteditems", "junkemail", "archive")
+#: Well-known folders the bridge resolves (facts §6.2): the special-use ones, and the
+#: ones hidden from IMAP by default. 16 names with the root: one $batch of at most 20.
+WELL_KNOWN = (
+    "inbox",
+    "drafts",
+    "sentitems",
+    "deleteditems",
+    "junkemail",
+    "archive",
+    "outbox",
+    "conversationhistory",
+    "syncissues",
+    "conflicts",
+    "localfailures",
+    "serverfailures",
+    "clutter",
+    "searchfolders",
+    "scheduled",
+)
 ROOT = "msgfolderroot"
 
 _PROP_ID = re.compile(r"^\s*(\w+)\s+0x([0-9a-fA-F]+)\s*$")

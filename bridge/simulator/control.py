@@ -244,6 +244,10 @@ def lifecycle(sim: Simulator, request: web.Request, body: dict[str, Any]) -> Any
     sim.lifecycle(request.match_info["sid"], body["event"])
 
 
+def access_policy(sim: Simulator, request: web.Request, body: dict[str, Any]) -> Any:
+    sim.set_access_policy(_u(request), body["client_id"], bool(body["allowed"]))
+
+
 def save(sim: Simulator, request: web.Request, body: dict[str, Any]) -> Any:
     return {"path": str(sim.save())}
 
@@ -278,6 +282,7 @@ ROUTES: tuple[tuple[str, str, Callable[[Simulator, web.Request, dict[str, Any]],
     ("POST", "/_sim/users/{user}/expire-delta", expire_delta),
     ("GET", "/_sim/subscriptions", subscriptions),
     ("POST", "/_sim/subscriptions/{sid}/lifecycle", lifecycle),
+    ("PUT", "/_sim/users/{user}/access-policy", access_policy),
     ("POST", "/_sim/save", save),
 )
 

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GraphError, item_not_found
+from .errors import GraphError, item_not_found, malformed_id
 
 Clock = Callable[[], float]
+_ID_CHARS = re.compile(r"^[A-Za-z0-9_\-+/=]+$")
 
 ROOT_WK = "root"
 # §6.2 well-known folders. (name, displayName, parent well-known, hidden)
@@ -335,6 +336,7 @@ class MessageEvent:
     rest_id: str
     immutable_id: str
     change_key: str
+    key: int = 0  # the message's store key (for filtered subscriptions)
 
 
 # ---------------------------------------------------------------- the world
@@ -356,6 +358,9 @@ class World:
         self._next_key = 0
         self.listeners: list[Callable[[MessageEvent], None]] = []
         self.token_generation = 0  # tokens issued before this generation are invalid
+        # Exchange application access policy (§5): (client id, user id) pairs refused with
+        # 403 "Access to OData is disabled."
+        self.denied: set[tuple[str, str]] = set()
 
     # -- time ----------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -610,6 +615,9 @@ class World:
         return m
 
     def find_message(self, mb: Mailbox, message_id: str) -> Message:
+        if not _ID_CHARS.match(message_id):
+            # §0.1: ids that are not base64-ish (e.g. unencoded or mangled) are malformed.
+            raise malformed_id()
         key = mb.ids.get(message_id)
         if key is None or key not in mb.messages:
             raise item_not_found()
@@ -691,7 +699,9 @@ class World:
             excess = len(folder.log) - self.delta_log_limit
             folder.log_floor = folder.log[excess - 1].seq
             del folder.log[:excess]
-        event = MessageEvent(mb.user_id, folder.id, kind, m.rest_id, m.immutable_id, m.change_key)
+        event = MessageEvent(
+            mb.user_id, folder.id, kind, m.rest_id, m.immutable_id, m.change_key, m.key
+        )
         for listener in list(self.listeners):
             listener(event)
 

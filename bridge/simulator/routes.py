@@ -316,6 +316,8 @@ class Pipeline:
                         raise invalid_user(params["u"])
                     if not user.has_mailbox:
                         raise mailbox_not_enabled()
+                    if (app.client_id, user.id) in world.denied:
+                        raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled.")
                     ctx.mailbox = world.mailbox(user.id)
                 ctx.user = user
         if ctx.user is not None and not route.mail:

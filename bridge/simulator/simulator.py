@@ -317,6 +317,16 @@ class Simulator:
             grantee = self._user(to)
             self.world.mailbox(grantee.id).send_as |= owner.addresses()
 
+    def set_access_policy(self, user: UserRef, client_id: str, allowed: bool) -> None:
+        """Emulate an Exchange application access policy: when not allowed, the app gets
+        403 ErrorAccessDenied "Access to OData is disabled." for this mailbox (§5)."""
+        with self.world.lock:
+            key = (client_id, self._user(user).id)
+            if allowed:
+                self.world.denied.discard(key)
+            else:
+                self.world.denied.add(key)
+
     def _user(self, ref: UserRef) -> User:
         key = ref.id if isinstance(ref, UserHandle) else ref
         u = self.world.find_user(key)

@@ -28,7 +28,8 @@ import aiohttp
 
 from .context import Ctx, SimResponse
 from .errors import GraphError, bad_request, invalid_user, mailbox_not_enabled
-from .model import MessageEvent, iso, parse_iso
+from .model import ChangeKind, MessageEvent, iso, parse_iso
+from .odata import Clause, matches, parse_filter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,41 @@ class Subscription:
     immutable: bool
     creator_id: str
     latest_tls: str = "v1_2"
+    # §19.1: a $filter in the resource turns changes into enter (created) / leave (deleted)
+    # / stay (updated) events; ``matching`` holds the keys currently inside the filter.
+    clauses: list[Clause] | None = None
+    matching: set[int] = field(default_factory=set)
+
+    def classify(self, world: Any, event: MessageEvent) -> str | None:
+        """The changeType this subscription reports for ``event`` (None: nothing)."""
+        if self.clauses is None:
+            return event.kind.value
+        mb = world.mailboxes[self.user_id]
+        m = mb.messages.get(event.key)
+        now = (
+            m is not None
+            and event.kind is not ChangeKind.DELETED
+            and self.in_scope(world, mb, event.folder_id)
+            and matches(m, self.clauses)
+        )
+        before = event.key in self.matching
+        if now:
+            self.matching.add(event.key)
+        else:
+            self.matching.discard(event.key)
+        if now and not before:
+            return "created"
+        if before and not now:
+            return "deleted"
+        if now:
+            return "updated"
+        return None
+
+    def in_scope(self, world: Any, mb: Any, folder_id: str) -> bool:
+        if self.folder_id is not None:
+            return folder_id == self.folder_id
+        folder = mb.folders.get(folder_id)
+        return folder is not None and bool(world.in_ipm_subtree(mb, folder))
 
     def json(self) -> dict[str, Any]:
         return {
@@ -200,12 +236,10 @@ class SubscriptionService:
             if sub.expiration <= now:
                 self.subs.pop(sub.id, None)
                 continue
-            if sub.folder_id is None:
-                if not world.in_ipm_subtree(mb, folder):
-                    continue
-            elif sub.folder_id != event.folder_id:
+            if sub.clauses is None and not sub.in_scope(world, mb, event.folder_id):
                 continue
-            if event.kind.value not in sub.change_types:
+            kind = sub.classify(world, event)
+            if kind is None or kind not in sub.change_types:
                 continue
             ident = event.immutable_id if sub.immutable else event.rest_id
             note = {
@@ -213,7 +247,7 @@ class SubscriptionService:
                 "subscriptionId": sub.id,
                 "subscriptionExpirationDateTime": iso(sub.expiration),
                 "clientState": sub.client_state,
-                "changeType": event.kind.value,
+                "changeType": kind,
                 "resource": f"Users/{sub.user_id}/Messages/{ident}",
                 "tenantId": sub.tenant_id,
                 "resourceData": {
@@ -262,7 +296,9 @@ class SubscriptionService:
                     status = resp.status
                     await resp.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.debug("notification POST to %s failed: %s", url, type(exc).__name__)
+                # The query string may carry the receiver's secret: log scheme/host/path only.
+                safe = urlsplit(url)._replace(query="").geturl()
+                log.debug("notification POST to %s failed: %s", safe, type(exc).__name__)
             self.deliveries.append(Delivery(url, payload, status, self.sim.world.now()))
             if status is not None and 200 <= status < 300:
                 return True
@@ -345,6 +381,13 @@ async def create_subscription(ctx: Ctx) -> SimResponse:
         raise bad_request(f"Resource '{resource}' is not supported.", "InvalidRequest")
     user_ref = m.group(1) or m.group(2)
     folder_ref = m.group(4) or m.group(5)
+    clauses = None
+    if m.group(6):
+        from urllib.parse import parse_qsl
+
+        options = dict(parse_qsl(m.group(6)[1:], keep_blank_values=True))
+        if "$filter" in options:
+            clauses = parse_filter(options["$filter"])
     client_state = body.get("clientState")
     if client_state is not None and len(str(client_state)) > 128:
         raise bad_request("clientState must be at most 128 characters.", "InvalidRequest")
@@ -386,7 +429,16 @@ async def create_subscription(ctx: Ctx) -> SimResponse:
         immutable=ctx.immutable,
         creator_id=ctx.app.service_principal_id,
         latest_tls=str(body.get("latestSupportedTlsVersion") or "v1_2"),
+        clauses=clauses,
     )
+    if clauses is not None:
+        with world.lock:
+            mb = world.mailbox(user.id)
+            sub.matching = {
+                k
+                for k, msg in mb.messages.items()
+                if sub.in_scope(world, mb, msg.folder_id) and matches(msg, clauses)
+            }
     with svc._lock:
         svc.subs[sub.id] = sub
     out = {"@odata.context": f"{ctx.graph_root}/$metadata#subscriptions/$entity", **sub.json()}

@@ -363,3 +363,20 @@ async def test_append_with_unknown_outcome_looks_up_before_retrying(account: Acc
     with pytest.raises(Unavailable):
         await account.backend.append("INBOX", anonymous, frozenset(), None)
     assert len(sim.messages(alice, "inbox")) == 1
+
+
+async def test_move_into_the_same_mailbox_renumbers(account: Account) -> None:
+    sim, alice = account.tenant.sim, account.tenant.alice
+    sim.deliver(alice, mail(1))
+    await account.sync()
+    inbox = await account.backend.select("INBOX", read_only=False)
+    old = inbox.messages[0].uid
+    result = await account.backend.move(inbox.mailbox_id, [old], "INBOX")
+    assert result.source_uids == (old,) and result.dest_uids[0] > old
+    assert [m.uid for m in (await account.backend.select("INBOX", True)).messages] == [
+        result.dest_uids[0]
+    ]
+    assert len(sim.messages(alice, "inbox")) == 1
+    account.events.clear()
+    await account.sync()
+    assert account.events == []

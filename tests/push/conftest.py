@@ -81,6 +81,8 @@ class PushHarness:
     bob: RemoteMailbox
     manager: SubscriptionManager = field(init=False)
     managers: list[SubscriptionManager] = field(default_factory=list)
+    # Called with the path of every validation request Graph sends (a create in flight).
+    validation_hooks: list[Callable[[str], None]] = field(default_factory=list)
 
     def new_manager(
         self,
@@ -119,6 +121,9 @@ class PushHarness:
 
 def _forwarding_app(harness_ref: Callable[[], PushHarness]) -> web.Application:
     async def notification(request: web.Request) -> web.StreamResponse:
+        if "validationToken" in request.query:
+            for hook in harness_ref().validation_hooks:
+                hook(request.path)
         handler, _ = make_handlers(harness_ref().manager)
         return await handler(request)  # type: ignore[no-any-return]
 

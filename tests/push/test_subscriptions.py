@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from aiohttp import web
 
 from bridge.push import WebhookHealth
 from bridge.push import store as pstore
@@ -76,6 +77,16 @@ async def test_renewal_before_expiry_with_fake_clock(push: PushHarness) -> None:
     assert renewed.expiration > first_expiry + timedelta(minutes=30)
     record = (await push.store.read(pstore.load_all))[0]
     assert abs((record.expires - renewed.expiration).total_seconds()) < 1
+    assert manager.webhooks_healthy(ALICE)
+
+
+async def test_background_loop_renews_without_being_called(push: PushHarness) -> None:
+    manager = push.new_manager(lifetime_minutes=60, tick_seconds=0.02)
+    await manager.start()  # with the background renewal loop
+    await manager.add_account(ALICE, push.alice)
+    assert manager.subscriptions_renewed == 0
+    push.clock.advance(minutes=45)
+    await eventually(lambda: manager.subscriptions_renewed == 1)
     assert manager.webhooks_healthy(ALICE)
 
 
@@ -172,13 +183,14 @@ async def test_restart_after_graph_dropped_it_creates_a_new_one(push: PushHarnes
     assert push.changes.calls == [(ALICE, None)]
 
 
+@pytest.mark.parametrize("listener", ["answers 404", "closed port"])
 async def test_unreachable_url_reports_unhealthy_with_one_sentence(
-    push: PushHarness, caplog: pytest.LogCaptureFixture
+    push: PushHarness, caplog: pytest.LogCaptureFixture, listener: str
 ) -> None:
-    # A listener that answers everything with 404: Graph's validation fails (§19.2).
-    from aiohttp import web
-
+    # Graph's validation request (§19.2) gets a 404, or finds nothing listening.
     runner, dead_url = await serve(web.Application())
+    if listener == "closed port":
+        await runner.cleanup()
     try:
         health_changes: list[tuple[str, bool]] = []
         manager = push.new_manager(
@@ -219,6 +231,34 @@ async def test_removed_account_subscription_is_deleted(push: PushHarness) -> Non
     assert push.sim_subscriptions(push.alice) == []
     assert await push.store.read(pstore.load_all) == []
     assert push.manager.subscriptions_active == 0
+
+
+async def test_unknown_ids_during_a_create_are_judged_when_it_returns(
+    push: PushHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Graph may notify before our create call has returned; such notifications are
+    # parked, then accepted or rejected once the new subscription is known.
+    caplog.set_level(logging.WARNING, logger="bridge.push")
+    parked: list[bool] = []
+    forged = {
+        "subscriptionId": "11111111-2222-3333-4444-555555555555",
+        "clientState": "not-the-secret",
+        "changeType": "created",
+        "resourceData": {"id": "AAMk-early"},
+    }
+
+    def during_create(path: str) -> None:
+        if not parked:  # the first validation request: the create is in flight
+            parked.append(push.manager.receive(forged, "127.0.0.1"))
+            assert push.manager.notifications_rejected == 0
+
+    push.validation_hooks.append(during_create)
+    await push.manager.add_account(ALICE, push.alice)
+    assert parked == [True]  # held, not yet judged
+    assert push.manager.notifications_rejected == 1  # judged when the create returned
+    assert "unknown subscription" in caplog.text
+    await push.manager.wait_idle()
+    assert push.changes.calls == []
 
 
 async def _stored_secret(push: PushHarness, sub_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Tests of the Graph simulator (bridge/simulator), driven through real msal and httpx."""

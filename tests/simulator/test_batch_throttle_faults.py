@@ -166,3 +166,57 @@ def test_latency_is_applied(graph: Graph) -> None:
     start = time.monotonic()
     graph.get(f"/users/{graph.t.alice.id}/mailFolders/inbox", headers=IMMUTABLE)
     assert time.monotonic() - start >= 0.2
+
+
+def test_faults_at_construction_and_knob_validation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bridge.simulator import Faults, Simulator
+
+    sim = Simulator(
+        state_dir=tmp_path, persist=False, faults=Faults(error_rate=1.0, error_status=504, seed=7)
+    )
+    sim.start()
+    try:
+        t = sim.add_tenant("faulty.example")
+        app = sim.add_app(t.id)
+        u = sim.add_user(t.id, "f@faulty.example")
+        ctx = ssl.create_default_context(cafile=str(sim.ca_file))
+        with httpx.Client(verify=ctx) as c:
+            tok = c.post(
+                f"{sim.base_url}/{t.id}/oauth2/v2.0/token",
+                data={
+                    "client_id": app.client_id,
+                    "client_secret": app.secret,
+                    "grant_type": "client_credentials",
+                    "scope": f"{sim.graph_url}/.default",
+                },
+            ).json()["access_token"]
+            r = c.get(
+                f"{sim.base_url}/v1.0/users/{u.id}/messages",
+                headers={"Authorization": f"Bearer {tok}"},
+            )
+        # Token endpoint is unaffected; Graph answers with the configured fault.
+        assert r.status_code == 504
+        with pytest.raises(AttributeError):
+            sim.set_faults(not_a_knob=1)
+        sim.set_faults(jitter=0.05, latency=0.0, error_rate=0.0)
+        assert sim.faults.jitter == 0.05
+        assert all(0.0 <= sim.faults.delay() <= 0.05 for _ in range(20))
+    finally:
+        sim.stop()
+
+
+def test_malformed_bodies_are_400_not_500(graph: Graph) -> None:
+    t = graph.t
+    mb = f"/users/{t.alice.id}"
+    mid = t.sim.deliver(t.alice, mime("x"))
+    assert graph.patch(f"{mb}/messages/{mid}", json={"categories": 5}).status_code == 400
+    assert (
+        graph.post(f"{mb}/messages", json={"internetMessageHeaders": {"a": 1}}).status_code == 400
+    )
+    assert graph.post(f"{mb}/messages", json={"attachments": "nope"}).status_code == 400
+    assert graph.post(f"{mb}/messages", json=["not", "an", "object"]).status_code == 400
+    r = graph.post(
+        f"{mb}/messages", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "UnableToDeserializePostBody"
+    assert graph.post(f"{mb}/mailFolders", json={"displayName": ""}).status_code == 400

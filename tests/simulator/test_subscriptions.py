@@ -370,3 +370,43 @@ async def test_https_webhook_verified_against_configured_ca(tmp_path: Path) -> N
     finally:
         await asyncio.to_thread(sim.stop)
         await runner.cleanup()
+
+
+async def test_expired_subscription_disappears(tenant: SimTenant, receiver: Receiver) -> None:
+    t = tenant
+    c, h = await _client(t)
+    async with c:
+        r = await _subscribe(c, h, t, receiver, f"users/{t.alice.id}/messages")
+        sub_id = r.json()["id"]
+        t.sim.expire_subscription(sub_id)
+        gone = await c.get(f"{t.sim.base_url}/v1.0/subscriptions/{sub_id}", headers=h)
+        assert gone.status_code == 404
+        listed = await c.get(f"{t.sim.base_url}/v1.0/subscriptions", headers=h)
+        assert listed.json()["value"] == []
+
+
+async def test_filtered_subscription_enter_leave_semantics(
+    tenant: SimTenant, receiver: Receiver
+) -> None:
+    t = tenant
+    c, h = await _client(t)
+    async with c:
+        resource = f"users/{t.alice.id}/mailFolders('inbox')/messages?$filter=isRead eq false"
+        r = await _subscribe(c, h, t, receiver, resource)
+        assert r.status_code == 201, r.text
+        assert r.json()["resource"] == resource
+        mid = t.sim.deliver(t.alice, mime("filtered"))  # enters the filter
+        await receiver.wait(lambda: len(receiver.notifications) >= 1)
+        t.sim.set_flag(t.alice, mid, True)  # stays inside
+        await receiver.wait(lambda: len(receiver.notifications) >= 2)
+        t.sim.set_read(t.alice, mid, True)  # leaves
+        await receiver.wait(lambda: len(receiver.notifications) >= 3)
+        t.sim.set_flag(t.alice, mid, False)  # outside: nothing
+        t.sim.set_read(t.alice, mid, False)  # enters again
+        await receiver.wait(lambda: len(receiver.notifications) >= 4)
+        kinds = [n["changeType"] for n in receiver.notifications]
+        assert kinds == ["created", "updated", "deleted", "created"]
+        bad = await _subscribe(
+            c, h, t, receiver, f"users/{t.alice.id}/messages?$filter=nonsense gt 1"
+        )
+        assert bad.status_code == 400

@@ -223,3 +223,19 @@ def test_folder_delta(graph: Graph) -> None:
     by_id = {f["id"]: f for f in body["value"]}
     assert by_id[doomed]["@removed"] == {"reason": "deleted"}
     assert by_id[new_id]["displayName"] == "Fresher"
+
+
+def test_access_policy_and_malformed_ids(graph: Graph) -> None:
+    t = graph.t
+    t.sim.set_access_policy(t.bob, t.app.client_id, allowed=False)
+    err = _assert_error(graph.get(f"/users/{t.bob.id}/mailFolders"), 403, "ErrorAccessDenied")
+    assert err["message"] == "Access to OData is disabled."
+    assert graph.get(f"/users/{t.alice.id}/mailFolders").status_code == 200
+    t.sim.set_access_policy(t.bob, t.app.client_id, allowed=True)
+    assert graph.get(f"/users/{t.bob.id}/mailFolders").status_code == 200
+    _assert_error(
+        graph.get(f"/users/{t.alice.id}/messages/bad%20id!"), 400, "ErrorInvalidIdMalformed"
+    )
+    _assert_error(
+        graph.get(f"/users/{t.alice.id}/messages/AAMkADunknown="), 404, "ErrorItemNotFound"
+    )

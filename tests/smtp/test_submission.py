@@ -295,6 +295,22 @@ async def test_envelope_only_recipient_becomes_bcc(make_harness: MakeHarness) ->
     assert bcc_copy.endswith(body)
 
 
+async def test_undisclosed_recipients_all_become_bcc(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    data = (
+        f"From: {h.alice}\r\nTo: undisclosed-recipients:;\r\nSubject: Newsletter\r\n"
+        "Message-ID: <news-1@c>\r\n\r\nHello all.\r\n"
+    ).encode()
+    outcome = await smtplib_send(h.port, ALICE, h.alice, [h.bob, h.shared], data)
+    assert outcome.code == 250, outcome
+    record = only_record(h, h.tenant.alice)
+    bcc = f"Bcc: {h.bob},\r\n {h.shared}\r\n".encode()
+    assert record.mime == data.replace(b"\r\n\r\n", b"\r\n" + bcc + b"\r\n", 1)
+    for user in (h.tenant.bob, h.tenant.shared):
+        copy = inbox_mime(h, user, "Newsletter")
+        assert b"bcc:" not in header_block(copy).lower()
+
+
 async def test_header_recipient_missing_from_the_envelope_is_refused(
     make_harness: MakeHarness,
 ) -> None:
@@ -574,6 +590,24 @@ async def test_client_gone_mid_send_is_recorded_and_retry_not_resent(
     assert len(h.tenant.sim.sent_log(h.tenant.alice)) == 1
 
 
+async def test_stop_lets_a_send_in_flight_finish(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    data = text_message(h.alice, h.bob, subject="At shutdown", msgid="<stop-1@c>")
+    h.tenant.sim.set_faults(latency=0.5)
+    sending = asyncio.create_task(smtplib_send(h.port, ALICE, h.alice, [h.bob], data))
+    for _ in range(200):
+        if h.server.handler._sends:
+            break
+        await asyncio.sleep(0.01)
+    assert h.server.handler._sends
+    await h.server.stop()
+    outcome = await sending
+    h.tenant.sim.faults.clear()
+    assert outcome.code == 250, outcome  # answered before the connection was closed
+    assert only_record(h, h.tenant.alice).mime == data
+    assert h.server.uncertain.entries() == ()
+
+
 # ------------------------------------------------------------------------------- TLS
 
 
@@ -649,7 +683,7 @@ async def test_one_log_line_per_submission_without_content(
     make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     h = await make_harness()
-    caplog.set_level(logging.INFO, logger="bridge.smtp")
+    caplog.set_level(logging.DEBUG)  # even at DEBUG (aiosmtpd logs DATA lines there)
     data = text_message(
         h.alice, h.bob, subject="Secret plans", msgid="<log-1@c>", body="TOPSECRET\n"
     )

@@ -1,0 +1,367 @@
+"""The fault matrix: every Graph fault the simulator can inject × every client operation,
+against the whole bridge in-process (issue 8, "Fault matrix"; issue 5, "Isolation and
+safety").
+
+Each cell: set up a mailbox with mail (no fault), start the fault, run the operation as
+a real client would (``imaplib``/``smtplib``, reconnecting and retrying on ``NO`` or a
+dropped connection, never with user action), stop the fault, let one sync pass run, and
+check the invariants with ``assert_consistent`` (no message lost or duplicated, no UID
+renumbered, UIDVALIDITY unchanged, fresh login + SELECT shows Graph's count) plus what
+the operation itself promised (the flags reached Graph, the copy exists once, exactly
+one message was sent for a ``250``, ...).
+
+Change notifications: ``bridge/push`` exists but ``bridge.app`` does not wire it into
+the daemon yet, so the dropped/duplicated notification cells are covered in
+``test_notifications.py`` at the push layer; here the bridge runs on delta polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import imaplib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults.harness import (
+    ImapUnavailable,
+    InProcessBridge,
+    Snapshot,
+    _check,
+    _quote,
+    assert_consistent,
+    assert_sent_once,
+    deliver_many,
+    imap_login,
+    in_process_bridge,
+    make_mime,
+    message_id,
+    sim_message_ids,
+    smtp_send_with_retries,
+    snapshot,
+    with_retries,
+)
+
+SEEDED = 6
+APPENDUID = re.compile(rb"APPENDUID (\d+) (\d+)")
+
+
+# ---------------------------------------------------------------------------- faults
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    start: Callable[[Any, Any], None]  # (sim, tenant) → switch the fault on
+    #: while the operation runs, repeat this every ``every`` seconds (faults that are
+    #: events rather than conditions: token expiry, delta token expiry).
+    repeat: Callable[[Any, Any], None] | None = None
+    every: float = 0.3
+
+
+def _storm(sim: Any, _: Any) -> None:
+    # A burst of throttling on every kind of request, each with a short Retry-After.
+    sim.faults.fail_next("*", count=12, status=429, retry_after=0.2)
+
+
+def _burst(status: int) -> Callable[[Any, Any], None]:
+    def start(sim: Any, _: Any) -> None:
+        sim.faults.rng.seed(status)
+        sim.set_faults(error_rate=0.35, error_status=status, retry_after=0.05)
+
+    return start
+
+
+def _resets(sim: Any, _: Any) -> None:
+    sim.faults.rng.seed(7)
+    sim.set_faults(reset_rate=0.3)
+
+
+def _latency(sim: Any, _: Any) -> None:
+    sim.set_faults(latency=2.0)
+
+
+def _nothing(sim: Any, _: Any) -> None:
+    sim.faults.clear()
+
+
+def _expire_tokens(sim: Any, _: Any) -> None:
+    sim.expire_tokens()
+
+
+def _expire_delta(sim: Any, tenant: Any) -> None:
+    sim.expire_delta_tokens(tenant.alice)
+
+
+FAULTS = [
+    Fault("429 storm", _storm),
+    Fault("503 burst", _burst(503)),
+    Fault("504 burst", _burst(504)),
+    Fault("connection resets", _resets),
+    Fault("2 s latency", _latency),
+    Fault("token expiry", _expire_tokens, repeat=_expire_tokens, every=0.25),
+    Fault("expired delta token", _expire_delta, repeat=_expire_delta, every=0.3),
+]
+
+
+@contextlib.asynccontextmanager
+async def faulted(fault: Fault, tenant: Any) -> AsyncIterator[None]:
+    sim = tenant.sim
+    fault.start(sim, tenant)
+    repeater: asyncio.Task[None] | None = None
+    if fault.repeat is not None:
+        repeat = fault.repeat
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(fault.every)
+                repeat(sim, tenant)
+
+        repeater = asyncio.ensure_future(loop())
+    try:
+        yield
+    finally:
+        if repeater is not None:
+            repeater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await repeater
+        sim.faults.clear()
+
+
+# ---------------------------------------------------------------------------- operations
+@dataclass
+class Cell:
+    bridge: InProcessBridge
+    tenant: Any
+    fault: Fault
+    before: Snapshot | None = None
+    projects_before: Snapshot | None = None
+
+    @property
+    def sim(self) -> Any:
+        return self.tenant.sim
+
+    @property
+    def port(self) -> int:
+        return self.bridge.imap_port
+
+    async def seed(self) -> None:
+        """Mail in INBOX and an empty Projects folder, synced without faults."""
+        await asyncio.to_thread(deliver_many, self.sim, self.tenant.alice, SEEDED)
+        self.sim.create_folder(self.tenant.alice, "Projects")
+        await self.bridge.sync_until_clean()
+        self.before = await asyncio.to_thread(snapshot, self.port)
+        self.projects_before = await asyncio.to_thread(snapshot, self.port, "Projects")
+        assert self.before.exists == SEEDED
+
+    async def settle(self) -> Snapshot:
+        """After the fault: one clean sync pass, then every invariant on INBOX."""
+        await self.bridge.sync_until_clean()
+        return await asyncio.to_thread(
+            assert_consistent, self.sim, self.tenant.alice, self.port, before=self.before
+        )
+
+    async def settle_projects(self) -> Snapshot:
+        projects = self._projects_id()
+        return await asyncio.to_thread(
+            assert_consistent,
+            self.sim,
+            self.tenant.alice,
+            self.port,
+            mailbox="Projects",
+            folder=projects,
+            before=self.projects_before,
+        )
+
+    def _projects_id(self) -> str:
+        return next(
+            f["id"] for f in self.sim.folders(self.tenant.alice) if f["displayName"] == "Projects"
+        )
+
+    def imap(self, action: Callable[[imaplib.IMAP4], Any], mailbox: str = "INBOX") -> Any:
+        """One client attempt: fresh connection, SELECT, action, logout."""
+
+        def attempt() -> Any:
+            imap = imap_login(self.port)
+            try:
+                _check(*imap.select(_quote(mailbox)), f"SELECT {mailbox}")
+                return action(imap)
+            finally:
+                with contextlib.suppress(Exception):
+                    imap.logout()
+
+        return with_retries(attempt)
+
+
+def _uids(snap: Snapshot, count: int) -> list[int]:
+    return sorted(snap.by_uid)[:count]
+
+
+async def op_initial_sync(cell: Cell) -> None:
+    """The bridge starts while the fault is on: initial sync, then a full FETCH with
+    bodies. Set up by the test (the bridge must not exist before the fault)."""
+    await cell.bridge.sync_until_clean()
+    seen = await asyncio.to_thread(
+        with_retries, lambda: _full_fetch(cell.port, expected=SEEDED), 8
+    )
+    cell.before = seen
+    cell.sim.faults.clear()
+    await cell.bridge.sync_until_clean()
+    await asyncio.to_thread(
+        assert_consistent,
+        cell.sim,
+        cell.tenant.alice,
+        cell.port,
+        before=seen,
+        check_bodies=True,
+    )
+
+
+def _full_fetch(port: int, expected: int) -> Snapshot:
+    try:
+        snap = snapshot(port, bodies=True)
+    except AssertionError:
+        raise
+    except Exception as exc:
+        raise ImapUnavailable(repr(exc)) from exc
+    if snap.exists != expected or len(snap.bodies) != expected:
+        raise ImapUnavailable(f"{snap.exists} of {expected} messages, {len(snap.bodies)} bodies")
+    return snap
+
+
+async def op_append(cell: Cell) -> None:
+    mime = make_mime(900, cell.tenant.alice.mail, "x@example.net", tag="append")
+    answers: list[bytes] = []
+
+    def append(imap: imaplib.IMAP4) -> None:
+        typ, data = imap.append("INBOX", r"(\Seen)", None, mime)
+        _check(typ, data, "APPEND")
+        answers.append(data[0])
+
+    async with faulted(cell.fault, cell.tenant):
+        await asyncio.to_thread(cell.imap, append)
+    after = await cell.settle()
+    mid = message_id(900, "append")
+    assert sim_message_ids(cell.sim, cell.tenant.alice, "inbox")[mid] == 1
+    found = APPENDUID.search(answers[-1])
+    assert found, f"no APPENDUID in {answers[-1]!r}"
+    assert int(found.group(1)) == after.uidvalidity
+    assert after.by_uid[int(found.group(2))] == mid
+
+
+async def op_store(cell: Cell) -> None:
+    assert cell.before is not None
+    uids = _uids(cell.before, 3)
+    uid_set = ",".join(map(str, uids))
+
+    def store(imap: imaplib.IMAP4) -> None:
+        _check(*imap.uid("STORE", uid_set, "+FLAGS", r"(\Seen \Flagged)"), "STORE")
+
+    async with faulted(cell.fault, cell.tenant):
+        await asyncio.to_thread(cell.imap, store)
+    await cell.settle()
+    mids = {cell.before.by_uid[uid] for uid in uids}
+    for message in cell.sim.messages(cell.tenant.alice, "inbox"):
+        changed = message["internetMessageId"] in mids
+        assert message["isRead"] is changed, message["internetMessageId"]
+        assert (message["flag"]["flagStatus"] == "flagged") is changed
+
+    def flags(imap: imaplib.IMAP4) -> list[bytes]:
+        return list(_check(*imap.uid("FETCH", uid_set, "(FLAGS)"), "FETCH FLAGS"))
+
+    for line in await asyncio.to_thread(cell.imap, flags):
+        assert b"\\Seen" in line and b"\\Flagged" in line, line
+
+
+async def _transfer(cell: Cell, command: str) -> None:
+    assert cell.before is not None
+    uids = _uids(cell.before, 2)
+    uid_set = ",".join(map(str, uids))
+
+    def transfer(imap: imaplib.IMAP4) -> None:
+        _check(*imap.uid(command, uid_set, "Projects"), command)
+
+    async with faulted(cell.fault, cell.tenant):
+        await asyncio.to_thread(cell.imap, transfer)
+    after = await cell.settle()
+    projects = await cell.settle_projects()
+    moved = {cell.before.by_uid[uid] for uid in uids}
+    assert set(projects.by_uid.values()) == moved
+    if command == "MOVE":
+        assert not moved & set(after.by_uid.values())
+        assert after.exists == SEEDED - 2
+    else:
+        assert after.exists == SEEDED
+
+
+async def op_copy(cell: Cell) -> None:
+    await _transfer(cell, "COPY")
+
+
+async def op_move(cell: Cell) -> None:
+    await _transfer(cell, "MOVE")
+
+
+async def op_expunge(cell: Cell) -> None:
+    assert cell.before is not None
+    uids = _uids(cell.before, 2)
+    uid_set = ",".join(map(str, uids))
+
+    def expunge(imap: imaplib.IMAP4) -> None:
+        _check(*imap.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)"), "STORE")
+        _check(*imap.expunge(), "EXPUNGE")
+
+    async with faulted(cell.fault, cell.tenant):
+        await asyncio.to_thread(cell.imap, expunge)
+    after = await cell.settle()
+    gone = {cell.before.by_uid[uid] for uid in uids}
+    assert not gone & set(sim_message_ids(cell.sim, cell.tenant.alice, "inbox"))
+    assert after.exists == SEEDED - 2
+
+
+async def op_smtp(cell: Cell) -> None:
+    tenant = cell.tenant
+    mime = make_mime(1, tenant.alice.mail, tenant.bob.mail, tag="smtp-matrix")
+    async with faulted(cell.fault, tenant):
+        outcomes = await asyncio.to_thread(
+            smtp_send_with_retries, cell.bridge.smtp_port, tenant.alice.mail, tenant.bob.mail, mime
+        )
+    assert outcomes[-1] == "250", outcomes
+    assert_sent_once(cell.sim, tenant.alice, message_id(1, "smtp-matrix"), answered_250=True)
+    await cell.settle()  # nothing in INBOX changed
+
+
+OPERATIONS: dict[str, Callable[[Cell], Awaitable[None]]] = {
+    "initial sync + FETCH": op_initial_sync,
+    "APPEND": op_append,
+    "STORE flags": op_store,
+    "COPY": op_copy,
+    "MOVE": op_move,
+    "EXPUNGE": op_expunge,
+    "SMTP send": op_smtp,
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+async def test_operation_under_fault(
+    fault: Fault,
+    operation: str,
+    tenant: Any,
+    tmp_path: Path,
+    matrix: Callable[[str, str], None],
+) -> None:
+    matrix(fault.name, operation)
+    if operation == "initial sync + FETCH":
+        await asyncio.to_thread(deliver_many, tenant.sim, tenant.alice, SEEDED)
+        async with faulted(fault, tenant):
+            async with in_process_bridge(tenant, tmp_path / "state") as bridge:
+                await OPERATIONS[operation](Cell(bridge, tenant, fault))
+        return
+    async with in_process_bridge(tenant, tmp_path / "state") as bridge:
+        cell = Cell(bridge, tenant, fault)
+        await cell.seed()
+        await OPERATIONS[operation](cell)
