@@ -109,7 +109,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         # Text left, numbers right, as a reader scans them.
         parts = []
         for i, value in enumerate(row):
-            numeric = bool(re.fullmatch(r"[-+]?[\d.,]+(?:\s?[a-zµ×%/]+)?", value))
+            numeric = bool(re.fullmatch(r"[-+]?[\d.,]+(?:\s?[a-zµx%/]+)?", value))
             parts.append(value.rjust(widths[i]) if numeric else value.ljust(widths[i]))
         return "  ".join(parts).rstrip()
 
@@ -599,18 +599,37 @@ async def _serve_simulator(args: argparse.Namespace) -> None:
             for n in range(1, args.users + 1)
         ]
         loaded = 0
+        skipped: list[str] = []
         if args.corpus:
             # Delivered with latency off: seeding is not what is measured.
             saved, faults.latency = faults.latency, 0.0
-            for message in bench_corpus(args.corpus, args.seed):
-                sim.deliver(
-                    users[0],
-                    message.body,
-                    received=message.internaldate,
-                    is_read="\\Seen" in message.flags,
-                )
+            # With --skip-undeliverable, messages the simulator cannot take are replaced
+            # by further corpus messages (and reported); without it they are an error.
+            spare = args.corpus // 5 + 50 if args.skip_undeliverable else 0
+            for message in bench_corpus(args.corpus + spare, args.seed):
+                if loaded == args.corpus:
+                    break
+                try:
+                    mid = sim.deliver(
+                        users[0],
+                        message.body,
+                        received=message.internaldate,
+                        is_read="\\Seen" in message.flags,
+                    )
+                    if "\\Flagged" in message.flags:
+                        sim.set_flag(users[0], mid, True)
+                except Exception as exc:
+                    if not args.skip_undeliverable:
+                        raise BenchError(
+                            f"the simulator cannot deliver corpus message {loaded + len(skipped)}"
+                            f": {type(exc).__name__}: {exc}"
+                        ) from exc
+                    skipped.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 loaded += 1
             faults.latency = saved
+            if loaded < args.corpus:
+                raise BenchError(f"only {loaded} of {args.corpus} corpus messages delivered")
         _say(
             {
                 "pid": os.getpid(),
@@ -623,6 +642,7 @@ async def _serve_simulator(args: argparse.Namespace) -> None:
                 "client_secret": app.secret or "",
                 "users": [{"id": u.id, "upn": u.upn, "mail": u.mail} for u in users],
                 "loaded": loaded,
+                "skipped": skipped,
             }
         )
         await _obey()
@@ -766,6 +786,7 @@ def _child_main(argv: Sequence[str]) -> None:
     sim.add_argument("--latency", type=float, default=0.0)
     sim.add_argument("--budget", type=int, default=10_000)
     sim.add_argument("--budget-window", type=float, default=600.0)
+    sim.add_argument("--skip-undeliverable", action="store_true")
     bridge = sub.add_parser("serve-bridge")
     bridge.add_argument("--settings", required=True, help="JSON file: serve-simulator's answer")
     bridge.add_argument("--state", required=True)
@@ -801,8 +822,9 @@ class SimulatorControl:
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         response = await self.client.request(method, "/_sim" + path, json=body)
         if response.status_code >= 400:
-            raise BenchError(f"simulator control {method} {path}: {response.status_code} "
-                             f"{response.text[:300]}")
+            raise BenchError(
+                f"simulator control {method} {path}: {response.status_code} {response.text[:300]}"
+            )
         return response.json() if response.content else None
 
     async def counters(self, user: str) -> dict[str, Any]:
@@ -844,20 +866,28 @@ class SimAndBridge:
         start_bridge: bool = True,
         accounts: int = 0,
         http_port: int = 0,
+        skip_undeliverable: bool = False,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
         self.sim = ChildRole(
             "serve-simulator",
             [
-                "--state", str(self.root / "sim"),
-                "--users", str(users),
-                "--corpus", str(corpus),
-                "--latency", str(latency),
-                "--budget", str(budget),
-                "--budget-window", str(budget_window),
+                "--state",
+                str(self.root / "sim"),
+                "--users",
+                str(users),
+                "--corpus",
+                str(corpus),
+                "--latency",
+                str(latency),
+                "--budget",
+                str(budget),
+                "--budget-window",
+                str(budget_window),
+                *(["--skip-undeliverable"] if skip_undeliverable else []),
             ],
             ready_timeout=600,
-        )  # fmt: skip
+        )
         self.sync = sync or {}
         self.limits = limits or {}
         self.start_bridge = start_bridge
@@ -884,15 +914,31 @@ class SimAndBridge:
         self.bridge = ChildRole(
             "serve-bridge",
             [
-                "--settings", str(settings_file),
-                "--state", str(self.root / "bridge"),
-                "--sync", json.dumps(self.sync),
-                "--limits", json.dumps(self.limits),
-                "--accounts", str(self.accounts),
-                "--http-port", str(self.http_port),
+                "--settings",
+                str(settings_file),
+                "--state",
+                str(self.root / "bridge"),
+                "--sync",
+                json.dumps(self.sync),
+                "--limits",
+                json.dumps(self.limits),
+                "--accounts",
+                str(self.accounts),
+                "--http-port",
+                str(self.http_port),
             ],
-        )  # fmt: skip
+        )
         return await self.bridge.start()
+
+    def report_skipped(self) -> None:
+        skipped = self.settings.get("skipped") or []
+        if skipped:
+            kinds = sorted(set(skipped))
+            print(
+                f"NOTE: {len(skipped)} corpus messages the simulator could not deliver were "
+                f"replaced by the next corpus messages ({'; '.join(kinds)[:300]})",
+                flush=True,
+            )
 
     @property
     def users(self) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ Modes:
             creates no Graph subscription.
   idle      the bridge with its default settings and one IDLE client, nothing delivered,
             for ``--window`` seconds: Graph requests per idle account per hour, measured
-            over that scaled window and extrapolated ×(3600 / window).
+            over that scaled window and extrapolated x(3600 / window).
 
     python bench/idle_latency.py                    # 20 samples per mode, 120 s idle window
     python bench/idle_latency.py --small            # 6 samples, 30 s window
@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     PASSWORD,
     BenchError,
     ImapClient,
@@ -109,7 +109,11 @@ async def idle_cost(pair: SimAndBridge, window: float) -> dict[str, Any]:
     finally:
         await client.close()
     requests = int(counters["requests"])
-    return {"requests": requests, "per_hour": requests * 3600 / window, "by_kind": counters["by_kind"]}
+    return {
+        "requests": requests,
+        "per_hour": requests * 3600 / window,
+        "by_kind": counters["by_kind"],
+    }
 
 
 async def main() -> int:
@@ -125,9 +129,13 @@ async def main() -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     print_header(
         "IDLE latency and idle cost (issue 7)",
-        {"samples": samples, "poll_interval": f"{args.interval:g} s", "idle_window": f"{window:g} s",
-         "modes": ",".join(modes)},
-    )  # fmt: skip
+        {
+            "samples": samples,
+            "poll_interval": f"{args.interval:g} s",
+            "idle_window": f"{window:g} s",
+            "modes": ",".join(modes),
+        },
+    )
     rows: list[list[Any]] = []
     costs: list[list[Any]] = []
     failures: list[str] = []
@@ -163,8 +171,14 @@ async def main() -> int:
             elif mode == "idle":
                 async with SimAndBridge(users=1) as pair:
                     cost = await idle_cost(pair, window)
-                costs.append(["polling, default intervals", window, cost["requests"],
-                              f"{cost['per_hour']:.0f}"])  # fmt: skip
+                costs.append(
+                    [
+                        "polling, default intervals",
+                        window,
+                        cost["requests"],
+                        f"{cost['per_hour']:.0f}",
+                    ]
+                )
                 for kind, n in sorted(cost["by_kind"].items(), key=lambda kv: -int(kv[1])):
                     print(f"  {n:5}  {kind}")
             else:
@@ -177,22 +191,35 @@ async def main() -> int:
         print_table(
             ["mode", "samples", "p50", "p95", "max", "goal"],
             [
-                [name, len(v), f"{median(v):.3f} s", f"{percentile(v, 95):.3f} s",
-                 f"{max(v):.3f} s", goal]
+                [
+                    name,
+                    len(v),
+                    f"{median(v):.3f} s",
+                    f"{percentile(v, 95):.3f} s",
+                    f"{max(v):.3f} s",
+                    goal,
+                ]
                 for name, v, goal in rows
             ],
-        )  # fmt: skip
+        )
     if costs:
         print_table(
-            ["idle account (one IDLE on INBOX)", "window", "Graph requests", "per hour (extrapolated)"],
+            [
+                "idle account (one IDLE on INBOX)",
+                "window",
+                "Graph requests",
+                "per hour (extrapolated)",
+            ],
             [[name, f"{w:g} s", n, per_hour] for name, w, n, per_hour in costs],
-        )  # fmt: skip
+        )
         worst = max(float(c[3]) for c in costs)
-        print(f"per hour extrapolated from a {window:g} s window: requests × 3600 / {window:g}.")
-        print(f"1,000 idle accounts: {worst * 1000:,.0f} requests/hour against Graph's per-app "
-              f"limit of {GRAPH_PER_APP_HOUR:,}/hour ({worst * 1000 / GRAPH_PER_APP_HOUR:.2%}); each "
-              f"account {worst:,.0f}/hour against {GRAPH_PER_MAILBOX_HOUR:,}/hour per mailbox "
-              f"({worst / GRAPH_PER_MAILBOX_HOUR:.2%}).")  # fmt: skip
+        print(f"per hour extrapolated from a {window:g} s window: requests x 3600 / {window:g}.")
+        print(
+            f"1,000 idle accounts: {worst * 1000:,.0f} requests/hour against Graph's per-app "
+            f"limit of {GRAPH_PER_APP_HOUR:,}/hour ({worst * 1000 / GRAPH_PER_APP_HOUR:.2%}); each "
+            f"account {worst:,.0f}/hour against {GRAPH_PER_MAILBOX_HOUR:,}/hour per mailbox "
+            f"({worst / GRAPH_PER_MAILBOX_HOUR:.2%})."
+        )
     if failures:
         print("\nNOT MEASURED:", file=sys.stderr)
         for failure in failures:

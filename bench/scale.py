@@ -11,7 +11,7 @@ holds them for ``--window`` seconds and reports
 - event-loop lag inside the bridge process: a probe task sleeps 10 ms again and again
   and records the overshoot; p50/p99/max over the window;
 - Graph requests per idle account per hour: the simulator's per-mailbox counters over
-  the window, averaged over the accounts and extrapolated ×(3600 / window).
+  the window, averaged over the accounts and extrapolated x(3600 / window).
 
     python bench/scale.py            # 200 accounts, 1,000 IDLE connections, 120 s window
     python bench/scale.py --small    # 20 accounts, 100 connections, 30 s window
@@ -25,11 +25,10 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     PASSWORD,
     BenchError,
     ImapClient,
@@ -63,7 +62,7 @@ async def main() -> int:
     connections = args.connections or (100 if args.small else 1_000)
     window = args.window or (30.0 if args.small else 120.0)
     print_header(
-        "scale: accounts × concurrent IDLE connections (issue 8)",
+        "scale: accounts x concurrent IDLE connections (issue 8)",
         {"accounts": accounts, "connections": connections, "window": f"{window:g} s"},
     )
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -81,8 +80,11 @@ async def main() -> int:
         assert pair.bridge is not None and pair.control is not None
         started = time.perf_counter()
         synced = await pair.bridge.ask("sync", timeout=1800)
-        print(f"{accounts} accounts synced in {time.perf_counter() - started:.1f} s "
-              f"(sync pass {synced['seconds']:.1f} s)", flush=True)  # fmt: skip
+        print(
+            f"{accounts} accounts synced in {time.perf_counter() - started:.1f} s "
+            f"(sync pass {synced['seconds']:.1f} s)",
+            flush=True,
+        )
         rss_before = await pair.bridge.ask("rss")
         logins = [u["upn"].split("@")[0] for u in pair.users]
         port = pair.bridge.info["imap_port"]
@@ -101,9 +103,7 @@ async def main() -> int:
             await asyncio.sleep(window)
             lag = await pair.bridge.ask("lag")
             rss_after = await pair.bridge.ask("rss")
-            per_user = [
-                int((await pair.control.counters(u["id"]))["requests"]) for u in pair.users
-            ]
+            per_user = [int((await pair.control.counters(u["id"]))["requests"]) for u in pair.users]
             alive = 0
             for client in clients:
                 # Each connection must still be in IDLE: DONE gets the tagged OK.
@@ -120,8 +120,10 @@ async def main() -> int:
             ["bridge RSS, accounts synced, no clients", f"{rss_before['VmRSS'] / 1024:.1f} MiB"],
             [f"bridge RSS, {connections} IDLE connections", f"{rss_after['VmRSS'] / 1024:.1f} MiB"],
             ["bridge peak RSS (VmHWM)", f"{rss_after['VmHWM'] / 1024:.1f} MiB"],
-            ["memory per IDLE connection",
-             f"{(rss_after['VmRSS'] - rss_before['VmRSS']) / connections:.1f} KiB"],
+            [
+                "memory per IDLE connection",
+                f"{(rss_after['VmRSS'] - rss_before['VmRSS']) / connections:.1f} KiB",
+            ],
             ["connections still in IDLE at the end", f"{alive} / {connections}"],
             ["time to open all connections", f"{ramp:.1f} s"],
             [f"event-loop lag p50 ({lag['samples']} samples)", f"{lag['p50_ms']:.2f} ms"],
@@ -130,11 +132,15 @@ async def main() -> int:
             [f"Graph requests in {window:g} s (all accounts)", total],
             ["Graph requests per idle account per hour", f"{per_hour:.1f}"],
         ],
-    )  # fmt: skip
-    print(f"per hour extrapolated from a {window:g} s window: requests × 3600 / {window:g} / "
-          f"{accounts} accounts.")
-    print(f"1,000 such accounts: {per_hour * 1000:,.0f} requests/hour vs Graph's per-app limit "
-          f"{GRAPH_PER_APP_HOUR:,}/hour; per mailbox {per_hour:,.1f} vs {GRAPH_PER_MAILBOX_HOUR:,}.")
+    )
+    print(
+        f"per hour extrapolated from a {window:g} s window: requests x 3600 / {window:g} / "
+        f"{accounts} accounts."
+    )
+    print(
+        f"1,000 such accounts: {per_hour * 1000:,.0f} requests/hour vs Graph's per-app limit "
+        f"{GRAPH_PER_APP_HOUR:,}/hour; per mailbox {per_hour:,.1f} vs {GRAPH_PER_MAILBOX_HOUR:,}."
+    )
     print("lag probe: 10 ms sleeps inside the bridge's event loop; lag = wake-up overshoot.")
     return 0
 

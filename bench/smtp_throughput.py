@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     PASSWORD,
     BenchError,
     SimAndBridge,
@@ -82,7 +82,9 @@ async def direct_send(client: Any, settings: dict[str, Any], token: str, mime: b
     return seconds
 
 
-def smtp_worker(port: int, login: str, messages: list[bytes], sender: str, rcpt: str) -> list[float]:
+def smtp_worker(
+    port: int, login: str, messages: list[bytes], sender: str, rcpt: str
+) -> list[float]:
     """One client: connect, AUTH, send every message on the one connection."""
     times = []
     try:
@@ -130,11 +132,15 @@ async def main() -> int:
         async with httpx.AsyncClient(verify=settings["ca_file"], timeout=120) as http:
             token = await graph_token(http, settings)
             direct_from = settings["users"][2]["mail"]
-            await direct_send(http, settings, token, make_message(direct_from, rcpt["mail"], 0, "w"))
+            await direct_send(
+                http, settings, token, make_message(direct_from, rcpt["mail"], 0, "w")
+            )
             direct_seq = [
-                await direct_send(http, settings, token, make_message(direct_from, rcpt["mail"], n, "d"))
+                await direct_send(
+                    http, settings, token, make_message(direct_from, rcpt["mail"], n, "d")
+                )
                 for n in range(args.sequential)
-            ]  # fmt: skip
+            ]
             queue = [make_message(direct_from, rcpt["mail"], n, "dc") for n in range(total)]
 
             async def caller() -> list[float]:
@@ -146,32 +152,47 @@ async def main() -> int:
             started = time.perf_counter()
             # Graph refuses a fifth concurrent request per mailbox (429), so at most 4.
             callers = min(clients, 4)
-            direct_par = [t for ts in await asyncio.gather(*(caller() for _ in range(callers))) for t in ts]
-            direct_wall = time.perf_counter() - started  # fmt: skip
+            direct_par = [
+                t for ts in await asyncio.gather(*(caller() for _ in range(callers))) for t in ts
+            ]
+            direct_wall = time.perf_counter() - started
 
         login = sender["upn"].split("@")[0]
         # Warm-up: the bridge's first submission opens the account and gets a token.
         await asyncio.to_thread(
-            smtp_worker, port, login, [make_message(sender["mail"], rcpt["mail"], 0, "sw")],
-            sender["mail"], rcpt["mail"],
-        )  # fmt: skip
+            smtp_worker,
+            port,
+            login,
+            [make_message(sender["mail"], rcpt["mail"], 0, "sw")],
+            sender["mail"],
+            rcpt["mail"],
+        )
         await pair.control.reset_counters()
         smtp_seq = await asyncio.to_thread(
-            smtp_worker, port, login,
+            smtp_worker,
+            port,
+            login,
             [make_message(sender["mail"], rcpt["mail"], n, "s") for n in range(args.sequential)],
-            sender["mail"], rcpt["mail"],
-        )  # fmt: skip
+            sender["mail"],
+            rcpt["mail"],
+        )
         seq_counters = await pair.control.counters(sender["id"])
         seq_requests = int(seq_counters["requests"])
         await pair.control.reset_counters()
         batches = [
-            [make_message(sender["mail"], rcpt["mail"], n, f"sc{c}") for n in range(c, total, clients)]
+            [
+                make_message(sender["mail"], rcpt["mail"], n, f"sc{c}")
+                for n in range(c, total, clients)
+            ]
             for c in range(clients)
-        ]  # fmt: skip
+        ]
         started = time.perf_counter()
         smtp_par_lists = await asyncio.gather(
-            *(asyncio.to_thread(smtp_worker, port, login, b, sender["mail"], rcpt["mail"]) for b in batches)
-        )  # fmt: skip
+            *(
+                asyncio.to_thread(smtp_worker, port, login, b, sender["mail"], rcpt["mail"])
+                for b in batches
+            )
+        )
         smtp_wall = time.perf_counter() - started
         smtp_par = [t for ts in smtp_par_lists for t in ts]
         counters = await pair.control.counters(sender["id"])
@@ -180,24 +201,53 @@ async def main() -> int:
     print_table(
         ["path", "mode", "submissions", "per second", "p50 latency", "p95 latency"],
         [
-            ["direct Graph sendMail", "sequential", len(direct_seq), f"{len(direct_seq) / sum(direct_seq):.1f}",
-             f"{d50 * 1000:.1f} ms", f"{percentile(direct_seq, 95) * 1000:.1f} ms"],
-            ["bridge SMTP", "sequential", len(smtp_seq), f"{len(smtp_seq) / sum(smtp_seq):.1f}",
-             f"{s50 * 1000:.1f} ms", f"{percentile(smtp_seq, 95) * 1000:.1f} ms"],
-            ["direct Graph sendMail", f"{min(clients, 4)} concurrent", len(direct_par),
-             f"{len(direct_par) / direct_wall:.1f}", f"{median(direct_par) * 1000:.1f} ms",
-             f"{percentile(direct_par, 95) * 1000:.1f} ms"],
-            ["bridge SMTP", f"{clients} concurrent", len(smtp_par), f"{len(smtp_par) / smtp_wall:.1f}",
-             f"{median(smtp_par) * 1000:.1f} ms", f"{percentile(smtp_par, 95) * 1000:.1f} ms"],
+            [
+                "direct Graph sendMail",
+                "sequential",
+                len(direct_seq),
+                f"{len(direct_seq) / sum(direct_seq):.1f}",
+                f"{d50 * 1000:.1f} ms",
+                f"{percentile(direct_seq, 95) * 1000:.1f} ms",
+            ],
+            [
+                "bridge SMTP",
+                "sequential",
+                len(smtp_seq),
+                f"{len(smtp_seq) / sum(smtp_seq):.1f}",
+                f"{s50 * 1000:.1f} ms",
+                f"{percentile(smtp_seq, 95) * 1000:.1f} ms",
+            ],
+            [
+                "direct Graph sendMail",
+                f"{min(clients, 4)} concurrent",
+                len(direct_par),
+                f"{len(direct_par) / direct_wall:.1f}",
+                f"{median(direct_par) * 1000:.1f} ms",
+                f"{percentile(direct_par, 95) * 1000:.1f} ms",
+            ],
+            [
+                "bridge SMTP",
+                f"{clients} concurrent",
+                len(smtp_par),
+                f"{len(smtp_par) / smtp_wall:.1f}",
+                f"{median(smtp_par) * 1000:.1f} ms",
+                f"{percentile(smtp_par, 95) * 1000:.1f} ms",
+            ],
         ],
-    )  # fmt: skip
-    print(f"added latency per message (bridge SMTP p50 − direct sendMail p50, sequential): "
-          f"{(s50 - d50) * 1000:.1f} ms")  # fmt: skip
-    print(f"Graph requests per SMTP submission: sequential {seq_requests / len(smtp_seq):.2f}, "
-          f"concurrent {int(counters['requests']) / len(smtp_par):.2f}; "
-          f"max concurrent at Graph {counters['max_concurrency']}, 429s {counters['throttled']}")
-    print(f"ceiling for one mailbox: 4 concurrent / {args.latency * 1000:.0f} ms = "
-          f"{4 / args.latency:.0f} sendMail per second (Graph's per-mailbox concurrency limit)")
+    )
+    print(
+        f"added latency per message (bridge SMTP p50 - direct sendMail p50, sequential): "
+        f"{(s50 - d50) * 1000:.1f} ms"
+    )
+    print(
+        f"Graph requests per SMTP submission: sequential {seq_requests / len(smtp_seq):.2f}, "
+        f"concurrent {int(counters['requests']) / len(smtp_par):.2f}; "
+        f"max concurrent at Graph {counters['max_concurrency']}, 429s {counters['throttled']}"
+    )
+    print(
+        f"ceiling for one mailbox: 4 concurrent / {args.latency * 1000:.0f} ms = "
+        f"{4 / args.latency:.0f} sendMail per second (Graph's per-mailbox concurrency limit)"
+    )
     print("Graph requests by kind during the sequential SMTP phase (includes the bridge's own")
     print("background sync of the sender's mailbox while it ran):")
     for kind, n in sorted(seq_counters.get("by_kind", {}).items(), key=lambda kv: -int(kv[1])):

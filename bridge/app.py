@@ -38,11 +38,13 @@ from bridge.config import (
 from bridge.graph import AppCredentials as GraphCredentials
 from bridge.graph import GraphApp, cloud_by_name
 from bridge.logsetup import register_secret, setup_logging
+from bridge.metrics import BridgeMetrics, CountingBlobCache, metrics_route
 from bridge.sdnotify import Notifier
 from bridge.secrets import verify_password_or_dummy
 from bridge.store import Store
 from bridge.store import accounts as acct
 from bridge.sync import open_cached_backend  # also registers the mailstate migrations
+from bridge.trace import WireTracer
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,9 @@ class Bridge:
         self._blobs: Any = None
         #: bridge.push.SubscriptionManager when webhooks are configured.
         self.push: Any = None
+        self.metrics = BridgeMetrics()
+        self.metrics.watch_store(store, include_hidden=config.sync.hidden_folders)
+        self.tracer = WireTracer.from_config(config.logging)
 
     # -- Graph apps --------------------------------------------------------------------
     async def graph_app(self, app_id: str) -> GraphApp:
@@ -117,6 +122,7 @@ class Bridge:
                 creds = await acct.fetch_app_credentials(self.store, app_id, self.sealer)
                 app = graph_app_for(self.config, creds)
                 self._apps[app_id] = app
+                self.metrics.watch_graph(app_id, app)
             return app
 
     # -- accounts ----------------------------------------------------------------------
@@ -166,6 +172,7 @@ class Bridge:
             on_state=on_state,
         )
         log.info("account ready", extra={"account": account.id, "login": account.login})
+        self.metrics.watch_sync(account.id, engine)
         if self.push is not None:
             self._spawn(self.push.add_account(account.id, mailbox))
         return AccountRuntime(account, identity, remote, backend, engine, bus)
@@ -186,17 +193,17 @@ class Bridge:
         pending = self._accounts.pop(account.id, None)
         if pending is not None and pending.runtime is not None:
             await pending.runtime.engine.stop()
+        self.metrics.unwatch_sync(account.id)
         if self.push is not None:
             await self.push.remove_account(account.id)
 
     async def blobs(self) -> Any:
         """The body cache shared by all accounts (content-addressed, so sharing is safe)."""
         if self._blobs is None:
-            from bridge.store.blobs import BlobCache
-
-            self._blobs = await BlobCache.open(
+            self._blobs = await CountingBlobCache.open(
                 self.config.state_dir / "blobs", self.config.sync.body_cache_mb * 1024 * 1024
             )
+            self.metrics.watch_blob_cache(self._blobs)
         return self._blobs
 
     async def start_all(self) -> None:
@@ -397,6 +404,8 @@ async def run_daemon(
             max_per_address=config.limits.max_connections_per_address,
             idle_timeout_auth=config.limits.idle_timeout,
             max_literal=config.limits.max_message_size,
+            observer=bridge.metrics,
+            wire_tap=bridge.tracer,
         )
         listeners.imap = ImapServer(
             bridge,
@@ -432,6 +441,7 @@ async def run_daemon(
             tls_port=config.smtp.tls_port if tls is not None else None,
             ssl_context=tls,
             max_message_size=config.limits.max_message_size,
+            on_outcome=bridge.metrics.record_submission,
         )
         await listeners.smtp.start()
         if config.sync.webhook_public_url:
@@ -482,7 +492,7 @@ async def start_http(config: Config, store: Store, bridge: Bridge) -> tuple[Any,
     async def account_added(account: acct.Account) -> None:
         await bridge.runtime(account)
 
-    routes = [web.get("/health", health)]
+    routes = [web.get("/health", health), metrics_route(bridge.metrics)]
     if bridge.push is not None:
         from bridge.push import webhook_routes
 

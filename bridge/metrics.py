@@ -189,7 +189,7 @@ class BridgeMetrics:
         )
         self.imap_command_seconds = Histogram(
             "imap_command_duration_seconds",
-            "Time from a command's arrival to its tagged reply.",
+            "Time from a command's arrival to its tagged reply (IDLE excluded).",
             ["command"],
             buckets=_COMMAND_BUCKETS,
             registry=registry,
@@ -216,7 +216,9 @@ class BridgeMetrics:
         self.imap_commands.labels(name, status).inc()
         if code:
             self.imap_response_codes.labels(name, code).inc()
-        self.imap_command_seconds.labels(name).observe(seconds)
+        if name != "IDLE":
+            # IDLE lasts as long as the client likes (RFC 2177): not a latency.
+            self.imap_command_seconds.labels(name).observe(seconds)
 
     def connection_opened(self, listener: str) -> None:
         self.imap_connections.labels(listener).inc()

@@ -76,7 +76,7 @@ class _Framer:
     logical line goes on after it) and a ``_Literal`` when a literal is complete.
     """
 
-    __slots__ = ("_dropped", "_head", "_left", "_limit", "_line", "_line_cap", "_size")
+    __slots__ = ("_dropped", "_head", "_left", "_limit", "_line", "_line_cap", "_size", "_sync")
 
     def __init__(self, literal_limit: int, line_cap: int) -> None:
         self._limit = literal_limit
@@ -85,12 +85,14 @@ class _Framer:
         self._dropped = 0
         self._left = 0  # octets of the current literal still to come
         self._size = 0
+        self._sync = False
         self._head: bytearray | None = None
 
     @property
-    def literal_pending(self) -> tuple[int, int] | None:
-        """(size, octets received) while inside a literal."""
-        return (self._size, self._size - self._left) if self._left else None
+    def awaiting_synchronizing_literal(self) -> bool:
+        """True between ``{n}`` (not ``{n+}``) and the literal's first octet: the peer
+        waits for a ``+`` and sends nothing if it gets a tagged reply instead."""
+        return self._sync and self._left == self._size > 0
 
     def cancel_literal(self) -> None:
         """The peer refused a synchronizing literal (RFC 3501 §7.5): none will come."""
@@ -130,6 +132,7 @@ class _Framer:
             if mark and size:
                 pieces.append((line, False))
                 self._size = self._left = size
+                self._sync = not mark.group(2)  # RFC 7888: "{n+}" is sent without waiting
                 self._head = bytearray() if size <= self._limit else None
             else:
                 if mark:  # "{0}": an empty literal, complete at once
@@ -313,10 +316,10 @@ class ConnectionTrace:
         if tag == self._auth_tag:
             self._auth_tag = None
         client = self._client_line
-        pending = self._client.literal_pending
-        if client.parts and client.tag == tag and pending is not None and pending[1] == 0:
-            # The server refused the synchronizing literal it was asked for (TOOBIG,
-            # a BAD line): the client will not send it, so the next bytes are a line.
+        if client.parts and client.tag == tag and self._client.awaiting_synchronizing_literal:
+            # The server refused the synchronizing literal it was asked for (TOOBIG, a
+            # BAD line; RFC 3501 §7.5): the client will not send it, the next bytes are a
+            # line. A non-synchronizing literal is on its way regardless: never cancelled.
             self._client.cancel_literal()
             self._emit("C", client)
             client.clear()

@@ -586,6 +586,15 @@ class Simulator:
     def lifecycle(self, subscription_id: str, event: str) -> None:
         self.subscriptions.lifecycle(subscription_id, event)
 
+    def wait_notifications(self, timeout: float = 10.0) -> None:
+        """Block until queued webhook deliveries (including retries) are done.
+
+        Call it from a thread other than the receiver's event loop (for example through
+        ``asyncio.to_thread``) so the receiver can keep answering."""
+        if self.loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.subscriptions.drain(), self.loop).result(timeout)
+
     def subscription_list(self) -> list[Subscription]:
         return list(self.subscriptions.subs.values())
 

@@ -304,6 +304,15 @@ class SubscriptionService:
                 return True
         return False
 
+    async def drain(self) -> None:
+        """Wait until every queued notification and delivery attempt has finished."""
+        while True:
+            pending = [t for t in self._tasks if not t.done()]
+            if not pending and not any(q.items for q in self._queues.values()):
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.sleep(0)
+
     def lifecycle(self, sub_id: str, event: str) -> None:
         """Send a lifecycle event (thread-safe; delivery is asynchronous)."""
         if event not in LIFECYCLE_EVENTS:

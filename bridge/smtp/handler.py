@@ -132,8 +132,11 @@ class SubmissionHandler:
         on_sent: OnSent | None = None,
         uncertain: UncertainSends | None = None,
         policy: SubmissionPolicy = SubmissionPolicy(),
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         self._directory = directory
+        #: Called with each submission's outcome (sent/deferred/refused) for metrics.
+        self._on_outcome = on_outcome
         self._hostname = hostname
         self._limiter = limiter
         self._failure_delay = failure_delay
@@ -412,6 +415,8 @@ class SubmissionHandler:
         request_id: str | None,
         started: float,
     ) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(reply.outcome)
         log.info(
             "smtp submission login=%s message_id=%s recipients=%d size=%d outcome=%s "
             "reply=%d/%s request_id=%s ms=%d",

@@ -88,6 +88,7 @@ class SubmissionServer:
         clock: Callable[[], float] | None = None,
         policy: SubmissionPolicy = SubmissionPolicy(),
         command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         if tls_port is not None and ssl_context is None:
             raise ValueError("the implicit-TLS submission port needs an ssl_context")
@@ -116,6 +117,7 @@ class SubmissionServer:
             on_sent=on_sent,
             uncertain=uncertain,
             policy=policy,
+            on_outcome=on_outcome,
         )
         self._servers: list[asyncio.Server] = []
         self._connections: weakref.WeakSet[SubmissionProtocol] = weakref.WeakSet()

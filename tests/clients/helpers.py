@@ -84,21 +84,20 @@ def seed_corpus(
     count: int,
     seed: int = 1,
     read_every: int = 3,
+    spacing: timedelta = timedelta(minutes=1),
 ) -> dict[str, list[bytes]]:
     """Deliver ``count`` corpus messages round-robin into ``folders`` (folder ids or
-    well-known names), every ``read_every``-th one already read. Returns what each
-    folder received, in delivery order."""
+    well-known names), every ``read_every``-th one already read, received ``spacing``
+    apart from ``SEED_START``. Returns what each folder received, in delivery order."""
     targets = list(folders)
     delivered: dict[str, list[bytes]] = {f: [] for f in targets}
     for n, mime in enumerate(build_corpus(count, seed=seed)):
-        if b"filename*0*=" in mime:  # DEVFILTER simulator rfc2231 bug
-            continue
         folder = targets[n % len(targets)]
         bridge.sim.deliver(
             user_id,
             mime,
             folder=folder,
-            received=SEED_START + timedelta(minutes=n),
+            received=SEED_START + n * spacing,
             is_read=n % read_every == 0,
         )
         delivered[folder].append(mime)

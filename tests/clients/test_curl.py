@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import email
 import email.policy
+import random
 import re
 from email.message import EmailMessage
 from pathlib import Path
@@ -103,9 +103,7 @@ async def test_curl_smtp_send(running_bridge: RunningBridge, tmp_path: Path) -> 
     assert len(sent) == 1
     assert [r.lower() for r in sent[0].recipients] == [tenant.bob.mail.lower()]
     assert sent[0].from_address.lower() == tenant.alice.mail.lower()
-    inbox = [
-        m for m in sim.messages(tenant.bob.id, "inbox") if m["subject"] == "Sent by curl"
-    ]
+    inbox = [m for m in sim.messages(tenant.bob.id, "inbox") if m["subject"] == "Sent by curl"]
     assert len(inbox) == 1 and inbox[0]["isRead"] is False
     assert inbox[0]["internetMessageId"] == message_id(msg.as_bytes())
     # What Bob receives: the same text and the attachment, byte for byte.
@@ -119,5 +117,7 @@ async def test_curl_smtp_send(running_bridge: RunningBridge, tmp_path: Path) -> 
     files = [p for p in received.iter_attachments() if p.get_filename() == "scan.pdf"]
     assert len(files) == 1
     assert files[0].get_content() == attachment
-    copies = [m for m in sim.messages(tenant.alice.id, "sentitems") if m["subject"] == "Sent by curl"]
+    copies = [
+        m for m in sim.messages(tenant.alice.id, "sentitems") if m["subject"] == "Sent by curl"
+    ]
     assert len(copies) == 1

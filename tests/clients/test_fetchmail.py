@@ -44,7 +44,9 @@ poll 127.0.0.1 service {port} protocol IMAP auth password
 _TRACE = re.compile(rb"\AReceived: from [^\n]*\n(?:[ \t][^\n]*\n)*")
 
 
-async def test_fetchmail_retrieves_everything(running_bridge: RunningBridge, tmp_path: Path) -> None:
+async def test_fetchmail_retrieves_everything(
+    running_bridge: RunningBridge, tmp_path: Path
+) -> None:
     bridge = running_bridge
     alice = bridge.tenant.alice.id
     seeded = seed_corpus(bridge, alice, ["inbox"], count=16, seed=5, read_every=2)

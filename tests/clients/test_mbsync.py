@@ -51,7 +51,7 @@ SubFolders Verbatim
 Channel mail
 Far :remote:
 Near :local:
-Patterns INBOX Projects Projects/* FromMaildir Outlook*
+Patterns INBOX Projects Projects/* Outlook*
 Create Both
 Expunge Both
 Sync All
@@ -140,22 +140,22 @@ async def test_mbsync_two_way_sync(running_bridge: RunningBridge, tmp_path: Path
     bridge = running_bridge
     sim, alice = bridge.sim, bridge.tenant.alice.id
     projects = sim.create_folder(alice, "Projects")
-    seeded = seed_corpus(bridge, alice, ["inbox", "inbox", projects], count=30)
+    clients = sim.create_folder(alice, "Clients", parent=projects)
+    seeded = seed_corpus(bridge, alice, ["inbox", "inbox", projects, clients], count=30)
     await bridge.sync_now("alice")
     rc, maildir = _rc(tmp_path, bridge.imap_port)
 
     # --- first run: a full pull ----------------------------------------------------
     await _mbsync(rc)
-    pairs = {"INBOX": "inbox", "Projects": projects}
+    pairs = {"INBOX": "inbox", "Projects": projects, "Projects/Clients": clients}
     _assert_agree(bridge, maildir, pairs)
     inbox = _maildir(maildir, "INBOX")
     assert len(inbox) == len(seeded["inbox"]) > 15
     assert len(_maildir(maildir, "Projects")) == len(seeded[projects]) > 5
+    assert len(_maildir(maildir, "Projects/Clients")) == len(seeded[clients]) > 5
     # What mbsync stored is what the bridge serves (mbsync stores LF line ends and adds
     # its X-TUID tracking header) and what was delivered.
-    served = await asyncio.to_thread(
-        bridge_bodies, bridge.imap_port, "alice", "INBOX"
-    )
+    served = await asyncio.to_thread(bridge_bodies, bridge.imap_port, "alice", "INBOX")
     assert sorted(lf(b) for b in served.values()) == sorted(
         _without_tuid(path.read_bytes()) for _, path in inbox.values()
     )
@@ -165,11 +165,11 @@ async def test_mbsync_two_way_sync(running_bridge: RunningBridge, tmp_path: Path
     by_mid = {m["internetMessageId"]: m for m in sim.messages(alice, "inbox")}
     unread = sorted(mid for mid, m in by_mid.items() if not m["isRead"])
     read = sorted(mid for mid, m in by_mid.items() if m["isRead"])
-    # Outlook: read one, flag one, delete one, move one to Projects, new folder + mail.
+    # Outlook: read one, flag one, delete one, move one to a subfolder, new folder + mail.
     sim.set_read(alice, by_mid[unread[0]]["id"], True)
     sim.set_flag(alice, by_mid[unread[1]]["id"], True)
     sim.delete(alice, by_mid[unread[2]]["id"])
-    sim.move(alice, by_mid[unread[3]]["id"], projects)
+    sim.move(alice, by_mid[unread[3]]["id"], clients)
     outlook_folder = sim.create_folder(alice, "Outlook Made")
     outlook_mail = corpus_message("alternative", seed=501)
     sim.deliver(alice, outlook_mail, folder=outlook_folder)
@@ -181,24 +181,27 @@ async def test_mbsync_two_way_sync(running_bridge: RunningBridge, tmp_path: Path
     appended = corpus_message("plain", seed=502)
     _new_maildir_file(maildir / "INBOX", "1790000000.M1P1.test", appended)
     created = corpus_message("mixed", seed=503)
-    _new_maildir_file(maildir / "FromMaildir", "1790000001.M2P1.test", created)
+    _new_maildir_file(maildir / "Projects" / "From Maildir", "1790000001.M2P1.test", created)
 
     # --- second run: both directions -----------------------------------------------
     await bridge.sync_now("alice")
     await _mbsync(rc)
     await bridge.sync_now("alice")
-    from_maildir = _folder_id(bridge, "FromMaildir")
-    pairs |= {"Outlook Made": outlook_folder, "FromMaildir": from_maildir}
+    # The new Maildir folder became a child folder of Projects in Outlook.
+    from_maildir = _folder_id(bridge, "From Maildir")
+    parent = next(f for f in sim.folders(alice) if f["id"] == from_maildir)["parentFolderId"]
+    assert parent == projects
+    pairs |= {"Outlook Made": outlook_folder, "Projects/From Maildir": from_maildir}
     _assert_agree(bridge, maildir, pairs)
 
     near_inbox = _maildir(maildir, "INBOX")
     far_inbox = _outlook(bridge, "inbox")
-    far_projects = _outlook(bridge, projects)
+    far_clients = _outlook(bridge, clients)
     assert far_inbox[unread[0]] == "S" and near_inbox[unread[0]][0] == "S"
     assert far_inbox[unread[1]] == "F" and _letters(near_inbox[unread[1]][0]) == "F"
     assert unread[2] not in far_inbox and unread[2] not in near_inbox
-    assert unread[3] not in far_inbox and unread[3] in far_projects
-    assert unread[3] in _maildir(maildir, "Projects")
+    assert unread[3] not in far_inbox and unread[3] in far_clients
+    assert unread[3] in _maildir(maildir, "Projects/Clients")
     assert far_inbox[unread[4]] == "F" and far_inbox[unread[5]] == "S"
     assert far_inbox[read[0]] == ""
     assert read[1] not in far_inbox and read[1] not in near_inbox
@@ -219,7 +222,7 @@ async def test_mbsync_two_way_sync(running_bridge: RunningBridge, tmp_path: Path
     assert created_in_sim["hasAttachments"] is True
     assert created_in_sim["attachmentNames"]
     served_new = await asyncio.to_thread(
-        bridge_bodies, bridge.imap_port, "alice", "FromMaildir"
+        bridge_bodies, bridge.imap_port, "alice", "Projects/From Maildir"
     )
     # mbsync uploads with its X-TUID header; the bridge serves the uploaded bytes.
     assert [_without_tuid(lf(b)) for b in served_new.values()] == [lf(created)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import RunningBridge
 
-from .helpers import PASSWORD, bridge_bodies, lf, message_id, run_client, seed_corpus
+from .helpers import PASSWORD, bridge_bodies, message_id, run_client, seed_corpus
 
 
 def _rc(tmp: Path, port: int) -> tuple[Path, Path]:
@@ -107,9 +107,7 @@ async def test_offlineimap_pull_is_byte_identical(
     # Two-way: a flag set in the Maildir reaches Outlook on the next run.
     local = _maildir(maildir / "INBOX")
     target = next(mid for mid, (flags, _) in local.items() if "F" not in flags)
-    path = next(
-        p for p in (maildir / "INBOX").glob("*/*") if message_id(p.read_bytes()) == target
-    )
+    path = next(p for p in (maildir / "INBOX").glob("*/*") if message_id(p.read_bytes()) == target)
     base, _, flags = path.name.partition(":2,")
     os.rename(path, path.parent.parent / "cur" / f"{base}:2,{''.join(sorted(flags + 'F'))}")
     await run_client("offlineimap", "-c", str(rc), "-o", "-u", "basic", timeout=90)

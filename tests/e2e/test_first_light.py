@@ -68,3 +68,47 @@ async def test_smtp_submission_reaches_recipient(running_bridge: RunningBridge) 
     await asyncio.to_thread(send)
     subjects = [m["subject"] for m in sim.messages(tenant.bob.id, "inbox")]
     assert "smtp first light" in subjects
+
+
+async def test_metrics_and_health_after_real_traffic(running_bridge: RunningBridge) -> None:
+    import json
+    import urllib.request
+
+    tenant = running_bridge.tenant
+    mime = _mime("metrics traffic", tenant.alice.mail, tenant.bob.mail)
+
+    def traffic() -> None:
+        imap = imaplib.IMAP4("127.0.0.1", running_bridge.imap_port)
+        imap.login("alice", PASSWORD)
+        imap.select("INBOX")
+        imap.logout()
+        with smtplib.SMTP("127.0.0.1", running_bridge.smtp_port) as smtp:
+            smtp.login("alice", PASSWORD)
+            smtp.sendmail(tenant.alice.mail, [tenant.bob.mail], mime)
+
+    await asyncio.to_thread(traffic)
+    await running_bridge.sync_now("alice")
+    await running_bridge.sync_now("bob")
+    base = f"http://127.0.0.1:{running_bridge.http_port}"
+
+    def get(path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    status, body = await asyncio.to_thread(get, "/metrics")
+    text = body.decode()
+    assert status == 200
+    assert 'imap_commands_total{command="SELECT",status="OK"} 1.0' in text
+    assert 'imap_commands_total{command="LOGIN",status="OK"} 1.0' in text
+    assert 'smtp_submissions_total{outcome="sent"} 1.0' in text
+    assert "graph_requests_total{" in text
+    assert 'bridge_account_state{account="alice",login="alice",state="connected"} 1.0' in text
+    status, body = await asyncio.to_thread(get, "/health")
+    report = json.loads(body)
+    states = {a["login"]: a["state"] for a in report["accounts"]}
+    assert states["alice"] == "connected"
+    assert states["bob"] == "connected"
+    assert status == 200 and report["ready"] is True, report

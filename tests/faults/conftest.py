@@ -2,7 +2,7 @@
 
 A test names its cell with the ``matrix`` fixture — ``matrix("503 burst", "APPEND")`` —
 and the outcome of that test (setup, call and teardown) becomes the cell's result.
-``pytest_terminal_summary`` prints fault × operation → pass/FAIL. Every test here also
+``pytest_terminal_summary`` prints fault x operation → pass/FAIL. Every test here also
 checks, at teardown, that the simulator never saw more than 4 concurrent Graph requests
 for alice or bob (GRAPH-MAIL-FACTS §4.1).
 """
@@ -59,11 +59,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     widths = [max(len(o), 4) for o in operations]
     write = terminalreporter.write_line
     terminalreporter.section("fault matrix (fault x operation)")
-    write(" | ".join(["fault".ljust(first), *(o.ljust(w) for o, w in zip(operations, widths))]))
+    heads = [o.ljust(w) for o, w in zip(operations, widths, strict=True)]
+    write(" | ".join(["fault".ljust(first), *heads]))
     write("-+-".join(["-" * first, *("-" * w for w in widths)]))
     for fault in faults:
         row = [fault.ljust(first)]
-        for operation, width in zip(operations, widths):
+        for operation, width in zip(operations, widths, strict=True):
             row.append(_CELLS.get((fault, operation), "-").ljust(width))
         write(" | ".join(row))
     failed = sum(1 for v in _CELLS.values() if v == "FAIL")

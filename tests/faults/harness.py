@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -116,7 +117,8 @@ class InProcessBridge:
                 return
             except Exception as exc:  # a RemoteError of a faulted pass
                 last = exc
-        raise AssertionError(f"no clean sync pass in {attempts} attempts: {last!r}")
+        where = "".join(traceback.format_tb(last.__traceback__)[-4:]) if last else ""
+        raise AssertionError(f"no clean sync pass in {attempts} attempts: {last!r}\n{where}")
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""The fault matrix: every Graph fault the simulator can inject × every client operation,
+"""The fault matrix: every Graph fault the simulator can inject x every client operation,
 against the whole bridge in-process (issue 8, "Fault matrix"; issue 5, "Isolation and
 safety").
 
@@ -20,8 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import imaplib
+import logging
+import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +55,57 @@ APPENDUID = re.compile(rb"APPENDUID (\d+) (\d+)")
 
 
 # ---------------------------------------------------------------------------- faults
+class Evidence(logging.Handler):
+    """Proof that a fault actually hit the bridge: HTTP status lines httpx logged, the
+    bridge's retry logs, injected faults the simulator drew, and the wall time."""
+
+    def __init__(self, sim: Any) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.drawn = 0
+        self.started = time.monotonic()
+        self.elapsed = 0.0
+        self._sim = sim
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[Evidence]:
+        loggers = [logging.getLogger(name) for name in ("httpx", "bridge")]
+        levels = [logger.level for logger in loggers]
+        faults = self._sim.faults
+        original = faults.chance
+
+        def chance(rate: float) -> bool:
+            hit = original(rate)
+            self.drawn += hit
+            return hit
+
+        faults.chance = chance  # counts the simulator's injected errors and resets
+        for logger in loggers:
+            logger.addHandler(self)
+            logger.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            self.elapsed = time.monotonic() - self.started
+            del faults.chance
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.removeHandler(self)
+                logger.setLevel(level)
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
     start: Callable[[Any, Any], None]  # (sim, tenant) → switch the fault on
+    #: Whether the evidence shows the fault really hit (a cell that never met its fault
+    #: would pass for the wrong reason).
+    felt: Callable[[Evidence], bool]
     #: while the operation runs, repeat this every ``every`` seconds (faults that are
     #: events rather than conditions: token expiry, delta token expiry).
     repeat: Callable[[Any, Any], None] | None = None
@@ -67,16 +117,24 @@ def _storm(sim: Any, _: Any) -> None:
     sim.faults.fail_next("*", count=12, status=429, retry_after=0.2)
 
 
+def _first_draw_hits(sim: Any, rate: float) -> None:
+    """Seed the simulator's fault RNG so that its very next draw is a hit: an operation
+    makes only a few Graph requests, and a cell whose fault never struck proves nothing.
+    The draws after it stay random (reproducibly so)."""
+    seed = next(n for n in range(1, 10_000) if random.Random(n).random() < rate)
+    sim.faults.rng.seed(seed)
+
+
 def _burst(status: int) -> Callable[[Any, Any], None]:
     def start(sim: Any, _: Any) -> None:
-        sim.faults.rng.seed(status)
+        _first_draw_hits(sim, 0.35)
         sim.set_faults(error_rate=0.35, error_status=status, retry_after=0.05)
 
     return start
 
 
 def _resets(sim: Any, _: Any) -> None:
-    sim.faults.rng.seed(7)
+    _first_draw_hits(sim, 0.3)
     sim.set_faults(reset_rate=0.3)
 
 
@@ -97,13 +155,13 @@ def _expire_delta(sim: Any, tenant: Any) -> None:
 
 
 FAULTS = [
-    Fault("429 storm", _storm),
-    Fault("503 burst", _burst(503)),
-    Fault("504 burst", _burst(504)),
-    Fault("connection resets", _resets),
-    Fault("2 s latency", _latency),
-    Fault("token expiry", _expire_tokens, repeat=_expire_tokens, every=0.25),
-    Fault("expired delta token", _expire_delta, repeat=_expire_delta, every=0.3),
+    Fault("429 storm", _storm, lambda e: e.saw(" 429") or e.saw("429, retry") or e.saw("hrottl")),
+    Fault("503 burst", _burst(503), lambda e: e.drawn > 0),
+    Fault("504 burst", _burst(504), lambda e: e.drawn > 0),
+    Fault("connection resets", _resets, lambda e: e.drawn > 0),
+    Fault("2 s latency", _latency, lambda e: e.elapsed >= 2.0),
+    Fault("token expiry", _expire_tokens, lambda e: e.saw(" 401"), _expire_tokens, 0.25),
+    Fault("expired delta token", _expire_delta, lambda e: e.saw(" 410"), _expire_delta, 0.3),
 ]
 
 
@@ -204,9 +262,7 @@ async def op_initial_sync(cell: Cell) -> None:
     """The bridge starts while the fault is on: initial sync, then a full FETCH with
     bodies. Set up by the test (the bridge must not exist before the fault)."""
     await cell.bridge.sync_until_clean()
-    seen = await asyncio.to_thread(
-        with_retries, lambda: _full_fetch(cell.port, expected=SEEDED), 8
-    )
+    seen = await asyncio.to_thread(with_retries, lambda: _full_fetch(cell.port, expected=SEEDED), 8)
     cell.before = seen
     cell.sim.faults.clear()
     await cell.bridge.sync_until_clean()
@@ -355,11 +411,19 @@ async def test_operation_under_fault(
     matrix: Callable[[str, str], None],
 ) -> None:
     matrix(fault.name, operation)
+    with Evidence(tenant.sim).watching() as evidence:
+        await _run_cell(fault, operation, tenant, tmp_path)
+    assert fault.felt(evidence), f"the fault never hit: {evidence.lines[-20:]}"
+
+
+async def _run_cell(fault: Fault, operation: str, tenant: Any, tmp_path: Path) -> None:
     if operation == "initial sync + FETCH":
         await asyncio.to_thread(deliver_many, tenant.sim, tenant.alice, SEEDED)
-        async with faulted(fault, tenant):
-            async with in_process_bridge(tenant, tmp_path / "state") as bridge:
-                await OPERATIONS[operation](Cell(bridge, tenant, fault))
+        async with (
+            faulted(fault, tenant),
+            in_process_bridge(tenant, tmp_path / "state") as bridge,
+        ):
+            await OPERATIONS[operation](Cell(bridge, tenant, fault))
         return
     async with in_process_bridge(tenant, tmp_path / "state") as bridge:
         cell = Cell(bridge, tenant, fault)

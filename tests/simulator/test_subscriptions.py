@@ -263,6 +263,7 @@ async def test_retry_duplicate_and_lifecycle(tenant: SimTenant, receiver: Receiv
         t.sim.faults.notification_drop_rate = 1.0
         t.sim.deliver(t.alice, mime("dropped"))
         t.sim.faults.notification_drop_rate = 0.0
+        await asyncio.to_thread(t.sim.wait_notifications)
         t.sim.lifecycle(sub_id, "reauthorizationRequired")
         await receiver.wait(lambda: len(receiver.lifecycle) >= 1)
         assert len(receiver.notifications) == 3
