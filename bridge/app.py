@@ -174,8 +174,13 @@ class Bridge:
         log.info("account ready", extra={"account": account.id, "login": account.login})
         self.metrics.watch_sync(account.id, engine)
         if self.push is not None:
-            self._spawn(self.push.add_account(account.id, mailbox))
+            self._spawn(self._subscribe(account.id, mailbox, engine))
         return AccountRuntime(account, identity, remote, backend, engine, bus)
+
+    async def _subscribe(self, account_id: str, mailbox: Any, engine: Any) -> None:
+        await self.push.add_account(account_id, mailbox)
+        # Later changes arrive through push_health; this one may predate the runtime.
+        engine.set_push_healthy(self.push.webhooks_healthy(account_id))
 
     async def graph_app_for_account(self, account_id: str) -> GraphApp:
         account = await acct.fetch_account(self.store, account_id)
@@ -187,6 +192,12 @@ class Bridge:
         runtime = self._live(account_id)
         if runtime is not None:
             runtime.engine.nudge(folder_id)
+
+    def push_health(self, account_id: str, healthy: bool) -> None:
+        """Webhooks for the account started or stopped working: adapt its polling."""
+        runtime = self._live(account_id)
+        if runtime is not None:
+            runtime.engine.set_push_healthy(healthy)
 
     async def forget_account(self, account: acct.Account) -> None:
         """An account was removed through the admin API: stop its sync, drop its push."""
@@ -527,6 +538,7 @@ async def start_push(config: Config, store: Store, bridge: Bridge) -> Any:
         config.sync.webhook_public_url,
         on_change=bridge.nudge,
         fallback_poll_seconds=config.sync.poll_interval,
+        on_health=bridge.push_health,
     )
     await manager.start()
     await manager.retain_accounts([a.id for a in await acct.fetch_accounts(store)])

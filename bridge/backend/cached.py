@@ -180,6 +180,8 @@ class CacheSettings:
     poll_watched: float = 15.0
     poll_idle: float = 300.0
     poll_tree: float = 600.0
+    #: While webhooks are healthy, polling is only the safety net (seconds).
+    poll_push: float = 900.0
     poll_jitter: float = 0.1
     #: A SELECT/IDLE keeps a folder on the short poll interval this long (seconds).
     watch_ttl: float = 1800.0

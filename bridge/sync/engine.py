@@ -152,6 +152,8 @@ class SyncEngine:
         self._due: dict[str, float] = {}
         self._tree_due = 0.0
         self._watched: dict[str, float] = {}
+        #: Set by the push layer while this account's webhooks work.
+        self.push_healthy = False
         self._pending: set[str | None] = set()
         self._wake = asyncio.Event()
         self._prefetch_wake = asyncio.Event()
@@ -588,13 +590,26 @@ class SyncEngine:
         return events
 
     # -- scheduling ---------------------------------------------------------------------
+    def set_push_healthy(self, healthy: bool) -> None:
+        """Webhooks for this account work (or stopped working). While they do, polling is
+        only the safety net: watched folders poll at the idle interval, the rest at
+        ``poll_push``. When they stop, every folder is rescheduled at once."""
+        if healthy == self.push_healthy:
+            return
+        self.push_healthy = healthy
+        self._due.clear()
+        self._wake.set()
+
     def _interval(self, folder_id: str) -> float:
         now = self._clock()
         expiry = self._watched.get(folder_id)
         if expiry is not None and expiry < now:
             del self._watched[folder_id]
             expiry = None
-        base = self.settings.poll_watched if expiry is not None else self.settings.poll_idle
+        if self.push_healthy:
+            base = self.settings.poll_idle if expiry is not None else self.settings.poll_push
+        else:
+            base = self.settings.poll_watched if expiry is not None else self.settings.poll_idle
         jitter = self.settings.poll_jitter
         return base * (1 + self._rng.uniform(-jitter, jitter))
 

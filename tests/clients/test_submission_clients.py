@@ -142,7 +142,7 @@ def _send(port: int, login: str, mail_from: str, to: str, subject: str) -> tuple
     return 250, b""
 
 
-async def test_smtplib_send_as_shared_and_refusal(running_bridge: RunningBridge) -> None:
+async def test_smtplib_send_as_shared_mailbox(running_bridge: RunningBridge) -> None:
     bridge = running_bridge
     sim, tenant = bridge.sim, bridge.tenant
     code, _ = await asyncio.to_thread(
@@ -157,6 +157,10 @@ async def test_smtplib_send_as_shared_and_refusal(running_bridge: RunningBridge)
     record = [r for r in sim.sent_log(tenant.shared.id) if b"From the desk" in r.mime]
     assert len(record) == 1
 
+
+async def test_smtplib_send_as_someone_else_is_refused(running_bridge: RunningBridge) -> None:
+    bridge = running_bridge
+    sim, tenant = bridge.sim, bridge.tenant
     before = len(sim.sent_log())
     code, reply = await asyncio.to_thread(
         _send, bridge.smtp_port, "bob", tenant.alice.mail, tenant.shared.mail, "Impostor"

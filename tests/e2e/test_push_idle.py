@@ -163,3 +163,28 @@ async def test_polling_alone_wakes_idle_client(
     finally:
         await client.close()
     assert elapsed < 30
+
+
+@pytest.mark.timeout(120)
+async def test_healthy_webhooks_slow_polling_down(
+    tenant: Any, tmp_path: Path, stopper: list[Any]
+) -> None:
+    listeners, stop, task = await _start(
+        tenant,
+        tmp_path,
+        webhook_public_url="set below",
+        poll_interval=5.0,
+        background_poll_interval=60.0,
+    )
+    stopper.append((stop, task))
+    assert listeners.bridge is not None and listeners.store is not None
+    alice = await listeners.store.read(lambda db: acct.get_account_by_login(db, "alice"))
+    runtime = await listeners.bridge.runtime(alice)
+    deadline = time.monotonic() + 30
+    while not runtime.engine.push_healthy:
+        assert time.monotonic() < deadline, "webhooks never became healthy for alice"
+        await asyncio.sleep(0.1)
+    interval = runtime.engine._interval("some-folder")
+    assert interval >= runtime.engine.settings.poll_push * 0.85
+    runtime.engine.set_push_healthy(False)
+    assert runtime.engine._interval("some-folder") <= 60.0 * 1.15

@@ -127,8 +127,8 @@ def _first_draw_hits(sim: Any, rate: float) -> None:
 
 def _burst(status: int) -> Callable[[Any, Any], None]:
     def start(sim: Any, _: Any) -> None:
-        _first_draw_hits(sim, 0.35)
-        sim.set_faults(error_rate=0.35, error_status=status, retry_after=0.05)
+        _first_draw_hits(sim, 0.25)
+        sim.set_faults(error_rate=0.25, error_status=status, retry_after=0.05)
 
     return start
 
@@ -262,7 +262,7 @@ async def op_initial_sync(cell: Cell) -> None:
     """The bridge starts while the fault is on: initial sync, then a full FETCH with
     bodies. Set up by the test (the bridge must not exist before the fault)."""
     await cell.bridge.sync_until_clean()
-    seen = await asyncio.to_thread(with_retries, lambda: _full_fetch(cell.port, expected=SEEDED), 8)
+    seen = await asyncio.to_thread(with_retries, lambda: _full_fetch(cell.port, expected=SEEDED))
     cell.before = seen
     cell.sim.faults.clear()
     await cell.bridge.sync_until_clean()
