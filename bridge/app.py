@@ -578,50 +578,13 @@ def demo(args: Any) -> int:
 
 
 def check(config_path: str | Path) -> int:
-    """``graph-mail-bridge check``: config, token and roles per app, every mailbox."""
+    """``graph-mail-bridge check``: see bridge.doctor."""
+    from bridge.config import ConfigError
+    from bridge.doctor import check as run
+
     try:
         config = load_config(Path(config_path))
-    except Exception as exc:
-        print(f"configuration: {exc}")
+    except ConfigError as exc:
+        print(f"FAIL config: {exc}")
         return 2
-    return asyncio.run(_check(config))
-
-
-async def _check(config: Config) -> int:
-    from bridge.graph.check import diagnose
-
-    problems = 0
-    for warning in config.warnings:
-        print(f"warning: {warning}")
-    if not config.secrets.encryption_key:
-        print(
-            "warning: secrets.encryption_key is not set, so client secrets are stored "
-            "unencrypted in the database. Fix: set secrets.encryption_key_file to a file "
-            "holding 32 random bytes in base64."
-        )
-    database = config.state_dir / DB_NAME
-    if not database.exists():
-        print(f"no database at {database}: add an app and an account first (app add, account add).")
-        return 1
-    store = await Store.open(database)
-    try:
-        apps = await store.read(acct.list_apps)
-        if not apps:
-            print("no app registration is configured. Fix: graph-mail-bridge app add ...")
-            return 1
-        for app in apps:
-            users = [a.auth_user for a in await acct.fetch_accounts(store, app.id)]
-            creds = await acct.fetch_app_credentials(store, app.id, secret_box(config))
-            graph = graph_app_for(config, creds)
-            try:
-                findings = await diagnose(graph, users)
-            finally:
-                await graph.aclose()
-            print(f"app {app.id} ({app.name}, {app.cloud}, client {app.client_id}):")
-            for finding in findings:
-                mark = "ok  " if finding.ok else "FAIL"
-                print(f"  {mark} {finding.subject}: {finding.sentence}")
-                problems += 0 if finding.ok else 1
-    finally:
-        await store.close()
-    return 1 if problems else 0
+    return run(config)
