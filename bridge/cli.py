@@ -34,6 +34,7 @@ from typing import IO, Any, cast
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigError
 from bridge.logsetup import redact, register_secret, setup_logging
+from bridge.store import mailstate  # imported first: its tables exist before a Store opens
 
 __all__ = ["CONFIG_ENV", "build_parser", "main"]
 
@@ -396,6 +397,20 @@ def _account_text(account: dict[str, Any]) -> str:
         )
     if account["mailboxId"]:
         rows.append(("Mailbox id", account["mailboxId"]))
+    sync = account.get("sync")
+    if sync is not None:
+        state = (
+            "complete"
+            if sync["folders"] and sync["foldersSynced"] == sync["folders"]
+            else ("not started" if not sync["folders"] else "in progress")
+        )
+        rows.append(
+            (
+                "Sync",
+                f"{state}: {sync['foldersSynced']}/{sync['folders']} folders, "
+                f"{sync['messages']} messages, {sync['bodiesCached']} bodies cached",
+            )
+        )
     rows.append(("Created", account["created"]))
     return "\n".join(f"{label + ':':<13}{value}" for label, value in rows)
 
@@ -565,7 +580,9 @@ def _cmd_account(args: argparse.Namespace, out: _Output, stdin: IO[str]) -> int:
             out.emit({"accounts": data_list, "total": len(data_list)}, text)
         elif args.action == "show":
             account = session.read(lambda db: acc.get_account(db, args.id))
-            out.emit(account_json(account), _account_text(account_json(account)))
+            data = account_json(account)
+            data["sync"] = session.read(lambda db: mailstate.sync_progress(db, account.id))
+            out.emit(data, _account_text(data))
         elif args.action == "update":
             send_as = [] if args.clear_send_as else args.send_as
             account = session.write(

@@ -144,20 +144,7 @@ SPECIAL_USE = {
 }
 
 #: Well-known folders Outlook itself hides (GRAPH-MAIL-FACTS §6.2).
-HIDDEN_WELL_KNOWN = frozenset(
-    {
-        "outbox",
-        "conversationhistory",
-        "syncissues",
-        "conflicts",
-        "localfailures",
-        "serverfailures",
-        "searchfolders",
-        "clutter",
-        "recoverableitemsdeletions",
-        "scheduled",
-    }
-)
+HIDDEN_WELL_KNOWN = ms.HIDDEN_WELL_KNOWN
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,23 @@ CREATE TABLE ms_pending_appends (
 
 register_migrations("mailstate", [_SCHEMA_1, _SCHEMA_2])
 
+#: Well-known folders Outlook itself hides (GRAPH-MAIL-FACTS §6.2); not IMAP mailboxes
+#: unless hidden folders are configured.
+HIDDEN_WELL_KNOWN = frozenset(
+    {
+        "outbox",
+        "conversationhistory",
+        "syncissues",
+        "conflicts",
+        "localfailures",
+        "serverfailures",
+        "searchfolders",
+        "clutter",
+        "recoverableitemsdeletions",
+        "scheduled",
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class FolderRow:
@@ -732,3 +749,26 @@ def end_append(
         " WHERE account_id = ? AND folder_id = ? AND internet_message_id = ?",
         [account_id, folder_id, internet_message_id],
     )
+
+
+def sync_progress(db: sqlite_utils.Database, account_id: str) -> dict[str, int]:
+    """How far the account's sync has come, for ``account show`` (a separate process from
+    the daemon, so it reads the store rather than asking the engine)."""
+    hidden = sorted(HIDDEN_WELL_KNOWN)
+    folders, done = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(delta_link IS NOT NULL), 0) FROM ms_folders"
+        " WHERE account_id = ? AND hidden = 0 AND is_search = 0"
+        f" AND COALESCE(well_known, '') NOT IN ({', '.join('?' * len(hidden))})",
+        [account_id, *hidden],
+    ).fetchone()
+    messages, cached = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(body_hash IS NOT NULL), 0) FROM ms_messages"
+        " WHERE account_id = ?",
+        [account_id],
+    ).fetchone()
+    return {
+        "folders": folders,
+        "foldersSynced": done,
+        "messages": messages,
+        "bodiesCached": cached,
+    }

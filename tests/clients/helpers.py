@@ -8,8 +8,6 @@ Imports only the test harness and the corpus; never the bridge's own Graph clien
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import imaplib
 import os
 import re
@@ -25,7 +23,6 @@ __all__ = [
     "PASSWORD",
     "ClientRun",
     "bridge_bodies",
-    "crlf",
     "lf",
     "message_id",
     "run_client",
@@ -109,11 +106,6 @@ def lf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
-def crlf(data: bytes) -> bytes:
-    """Line endings as IMAP and SMTP carry them."""
-    return lf(data).replace(b"\n", b"\r\n")
-
-
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -122,11 +114,6 @@ def message_id(data: bytes) -> str:
     found = _MESSAGE_ID.search(data)
     assert found is not None, data[:300]
     return found.group(1).decode()
-
-
-def header_value(data: bytes, name: str) -> str:
-    headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(data)
-    return str(headers.get(name, ""))
 
 
 _FETCH_UID = re.compile(rb"UID (\d+)")

@@ -112,3 +112,31 @@ async def test_metrics_and_health_after_real_traffic(running_bridge: RunningBrid
     assert states["alice"] == "connected"
     assert states["bob"] == "connected"
     assert status == 200 and report["ready"] is True, report
+
+
+async def test_account_show_reports_sync_progress(running_bridge: RunningBridge) -> None:
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from bridge.cli import main
+
+    sim, tenant = running_bridge.sim, running_bridge.tenant
+    await asyncio.to_thread(
+        sim.deliver, tenant.alice.id, _mime("progress", "x@example.net", tenant.alice.mail)
+    )
+    await running_bridge.sync_now("alice")
+    config = running_bridge.config.state_dir.parent / "config.yaml"
+    config.write_text(f"state_dir: {running_bridge.config.state_dir}\n")
+
+    def show() -> dict:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert main(["account", "show", "alice", "--config", str(config), "--json"]) == 0
+        return json.loads(out.getvalue())
+
+    data = await asyncio.to_thread(show)
+    sync = data["sync"]
+    assert sync["folders"] >= 6
+    assert sync["foldersSynced"] == sync["folders"]
+    assert sync["messages"] >= 1
