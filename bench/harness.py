@@ -475,6 +475,25 @@ class ChildRole:
             await self.process.wait()
 
 
+def expected_idle_per_hour(
+    folders: int, watched: int = 1, sync: dict[str, Any] | None = None
+) -> float:
+    """Graph requests per hour the configured poll intervals imply for one idle account:
+    one delta round per watched folder every ``poll_interval``, one per other folder every
+    ``background_poll_interval``, one folder-tree read every ``poll_tree`` (the sync
+    engine's fixed default). A cross-check for the extrapolated measurement."""
+    from bridge.backend.cached import CacheSettings
+    from bridge.config import SyncConfig
+
+    config = SyncConfig(**(sync or {}))
+    tree = CacheSettings().poll_tree
+    return (
+        watched * 3600 / config.poll_interval
+        + max(0, folders - watched) * 3600 / config.background_poll_interval
+        + 3600 / tree
+    )
+
+
 def rss_kib(pid: int | str = "self") -> dict[str, int]:
     """VmRSS and VmHWM (peak) of a process from /proc/<pid>/status, in KiB."""
     values: dict[str, int] = {}

@@ -85,6 +85,8 @@ class AccountRuntime:
     backend: MailBackend
     engine: Any
     bus: EventBus
+    #: send-as address (casefolded) → the Remote of that address's own mailbox.
+    send_as_remotes: dict[str, Remote] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -173,9 +175,30 @@ class Bridge:
         )
         log.info("account ready", extra={"account": account.id, "login": account.login})
         self.metrics.watch_sync(account.id, engine)
+        send_as = await self._send_as_remotes(graph, account)
         if self.push is not None:
             self._spawn(self._subscribe(account.id, mailbox, engine))
-        return AccountRuntime(account, identity, remote, backend, engine, bus)
+        return AccountRuntime(account, identity, remote, backend, engine, bus, send_as)
+
+    async def _send_as_remotes(self, graph: GraphApp, account: acct.Account) -> dict[str, Remote]:
+        """Each send-as address that is a mailbox gets its own Remote, so mail sent as it
+        goes through that mailbox's Graph path: its Sent Items, its sender (facts §13.6).
+        Addresses without a mailbox (groups, aliases) send through the account's own."""
+        remotes: dict[str, Remote] = {}
+        for address in account.send_as:
+            try:
+                mailbox = await graph.resolve_mailbox(address)
+            except RemoteError as exc:
+                log.info(
+                    "send-as address %s has no mailbox of its own (%s); mail from it is "
+                    "sent through %s",
+                    address,
+                    exc,
+                    account.email,
+                )
+                continue
+            remotes[address.casefold()] = graph.remote(mailbox)
+        return remotes
 
     async def _subscribe(self, account_id: str, mailbox: Any, engine: Any) -> None:
         await self.push.add_account(account_id, mailbox)
@@ -269,10 +292,9 @@ class Bridge:
             runtime = pending.runtime
             if runtime is not None and runtime.identity.email.casefold() == wanted:
                 return runtime.remote
-        # Allowed to send as an address with no account of its own (an alias or a
-        # group): send through the own mailbox with that From:, Exchange enforces
-        # Send As rights.
-        return own.remote
+        # A mailbox of the tenant without an account here (a shared mailbox): its own
+        # Remote. Otherwise an alias or a group: the own mailbox with that From:.
+        return own.send_as_remotes.get(wanted, own.remote)
 
     def submission_directory(self) -> _SubmissionDirectory:
         return _SubmissionDirectory(self)

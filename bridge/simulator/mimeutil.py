@@ -80,10 +80,10 @@ def parse_mime(raw: bytes) -> dict[str, Any]:
     fields["cc"] = _recipients(_decode_header(msg.get("Cc")))
     fields["bcc"] = _recipients(_decode_header(msg.get("Bcc")))
     fields["reply_to"] = _recipients(_decode_header(msg.get("Reply-To")))
-    mid = msg.get("Message-ID")
+    mid = str(msg.get("Message-ID") or "")
     if mid:
         fields["internet_message_id"] = mid.strip()
-    date = msg.get("Date")
+    date = str(msg.get("Date") or "")
     if date:
         try:
             sent = parsedate_to_datetime(date)
@@ -92,8 +92,8 @@ def parse_mime(raw: bytes) -> dict[str, Any]:
             fields["sent"] = sent.astimezone(dt.UTC).replace(microsecond=0)
         except (TypeError, ValueError):
             pass
-    importance = (msg.get("Importance") or "").strip().lower()
-    priority = (msg.get("X-Priority") or "").strip()[:1]
+    importance = str(msg.get("Importance") or "").strip().lower()
+    priority = str(msg.get("X-Priority") or "").strip()[:1]
     if importance in ("high", "low", "normal"):
         fields["importance"] = importance
     elif priority in ("1", "2"):
@@ -106,7 +106,9 @@ def parse_mime(raw: bytes) -> dict[str, Any]:
     for part in msg.walk():
         if part.is_multipart():
             continue
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        # compat32 hands back email.header.Header objects for non-ASCII (RFC 2231/2047)
+        # values: str() them before treating them as text.
+        disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         ctype = part.get_content_type()
         filename = part.get_filename()
         if disposition == "attachment" or filename or not ctype.startswith("text/"):
@@ -118,8 +120,8 @@ def parse_mime(raw: bytes) -> dict[str, Any]:
                     content_type=ctype,
                     data=data if isinstance(data, bytes) else b"",
                     is_inline=disposition == "inline"
-                    or (bool(part.get("Content-ID")) and disposition != "attachment"),
-                    content_id=(part.get("Content-ID") or "").strip("<> ") or None,
+                    or (bool(str(part.get("Content-ID") or "")) and disposition != "attachment"),
+                    content_id=str(part.get("Content-ID") or "").strip("<> ") or None,
                 )
             )
         elif ctype == "text/html" and html_body is None:
@@ -136,14 +138,23 @@ def parse_mime(raw: bytes) -> dict[str, Any]:
 
 
 def _decode_header(value: Any) -> str:
+    """A header as Exchange shows it: RFC 2047 decoded, raw 8-bit read as UTF-8 (RFC 6532)."""
     if value is None:
         return ""
-    from email.header import decode_header, make_header
+    from email.header import Header, decode_header, make_header
 
+    if isinstance(value, Header):
+        # compat32 wraps raw 8-bit header bytes as charset "unknown-8bit".
+        chunks = decode_header(value)
+        value = "".join(
+            chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else chunk
+            for chunk, _ in chunks
+        )
+    text = str(value)
     try:
-        return str(make_header(decode_header(str(value))))
-    except (UnicodeDecodeError, LookupError, binascii.Error):
-        return str(value)
+        return str(make_header(decode_header(text)))
+    except (UnicodeDecodeError, LookupError, binascii.Error, ValueError):
+        return text
 
 
 def strip_bcc(raw: bytes) -> bytes:

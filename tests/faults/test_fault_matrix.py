@@ -114,7 +114,7 @@ class Fault:
 
 def _storm(sim: Any, _: Any) -> None:
     # A burst of throttling on every kind of request, each with a short Retry-After.
-    sim.faults.fail_next("*", count=12, status=429, retry_after=0.2)
+    sim.faults.fail_next("*", count=8, status=429, retry_after=0.1)
 
 
 def _first_draw_hits(sim: Any, rate: float) -> None:
