@@ -849,6 +849,11 @@ class SimulatorControl:
     async def counters(self, user: str) -> dict[str, Any]:
         return dict(await self.call("GET", f"/users/{user}/counters"))
 
+    async def visible_folders(self, user: str) -> int:
+        """Folders the bridge syncs: not hidden, inside the mailbox's IPM subtree."""
+        folders = (await self.call("GET", f"/users/{user}/folders"))["value"]
+        return sum(1 for f in folders if not f.get("isHidden") and f.get("inIpmSubtree", True))
+
     async def reset_counters(self) -> None:
         await self.call("DELETE", "/counters")
 

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     PASSWORD,
     BenchError,
-    expected_idle_per_hour,
     ImapClient,
     SimAndBridge,
+    expected_idle_per_hour,
     free_port,
     median,
     percentile,
@@ -110,10 +110,13 @@ async def idle_cost(pair: SimAndBridge, window: float) -> dict[str, Any]:
     finally:
         await client.close()
     requests = int(counters["requests"])
+    folders = await pair.control.visible_folders(user)
     return {
         "requests": requests,
         "per_hour": requests * 3600 / window,
         "by_kind": counters["by_kind"],
+        "expected": expected_idle_per_hour(folders, 1, pair.sync),
+        "folders": folders,
     }
 
 

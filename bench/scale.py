@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     PASSWORD,
     BenchError,
-    expected_idle_per_hour,
     ImapClient,
     SimAndBridge,
+    expected_idle_per_hour,
     print_header,
     print_table,
     run,
@@ -106,7 +106,7 @@ async def main() -> int:
             rss_after = await pair.bridge.ask("rss")
             per_user = [int((await pair.control.counters(u["id"]))["requests"]) for u in pair.users]
             first_user = pair.users[0]["id"]
-            folders = len((await pair.control.call("GET", f"/users/{first_user}/folders"))["value"])
+            folders = await pair.control.visible_folders(first_user)
             alive = 0
             for client in clients:
                 # Each connection must still be in IDLE: DONE gets the tagged OK.

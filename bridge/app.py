@@ -416,6 +416,9 @@ async def run_daemon(
             try:
                 fresh = load_config(config_path)
                 setup_logging(fresh.logging.level, fresh.logging.format)
+                if listeners.bridge is not None:
+                    for login in fresh.logging.trace_accounts:
+                        listeners.bridge.tracer.enable(login)
                 log.info("configuration reloaded (logging); listener changes need a restart")
             except Exception as exc:  # a bad edit must not kill a running bridge
                 log.error("reload failed, keeping the running configuration: %s", exc)
@@ -525,7 +528,36 @@ async def start_http(config: Config, store: Store, bridge: Bridge) -> tuple[Any,
     async def account_added(account: acct.Account) -> None:
         await bridge.runtime(account)
 
-    routes = [web.get("/health", health), metrics_route(bridge.metrics)]
+    from bridge.http import error_response
+
+    tracer = bridge.tracer
+
+    def traced() -> web.Response:
+        return web.json_response({"trace": sorted(tracer.logins)})
+
+    async def list_traces(request: web.Request) -> web.Response:
+        return traced()
+
+    async def set_trace(request: web.Request) -> web.Response:
+        login = request.match_info["login"]
+        if await store.read(lambda db: acct.get_account_by_login(db, login)) is None:
+            return error_response(404, "NotFound", f"no account has the login {login!r}.")
+        if request.method == "PUT":
+            tracer.enable(login)
+            log.warning("wire trace switched on for %s", login)
+        else:
+            tracer.disable(login)
+            log.warning("wire trace switched off for %s", login)
+        return traced()
+
+    routes = [
+        web.get("/health", health),
+        metrics_route(bridge.metrics),
+        # Under /v1, so the admin token guards them (bridge.http's middleware).
+        web.get("/v1/trace", list_traces),
+        web.put("/v1/trace/{login}", set_trace),
+        web.delete("/v1/trace/{login}", set_trace),
+    ]
     if bridge.push is not None:
         from bridge.push import webhook_routes
 

@@ -39,7 +39,9 @@ def _run(config: Path) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-async def test_check_names_roles_mailboxes_and_missing_encryption(tenant: Any, tmp_path: Path) -> None:
+async def test_check_names_roles_mailboxes_and_missing_encryption(
+    tenant: Any, tmp_path: Path
+) -> None:
     config = await _setup(tenant, tmp_path)
     code, out = await asyncio.to_thread(_run, config)
     assert f"Mailbox {tenant.alice.upn}" in out
