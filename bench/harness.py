@@ -326,6 +326,18 @@ class ImapClient:
             await asyncio.wait_for(self.writer.wait_closed(), 5)
 
 
+async def imap_folder_count(port: int, login: str) -> int:
+    """Selectable mailboxes the account's LIST shows (what the bridge keeps in sync)."""
+    client = await ImapClient.connect("127.0.0.1", port)
+    try:
+        await client.login(login, PASSWORD)
+        reply = await client.ok('LIST "" "*"', timeout=120)
+    finally:
+        await client.close()
+    lines = re.findall(rb"(?:^|\r\n)\* LIST \(([^)]*)\)", reply.data)
+    return sum(1 for attrs in lines if b"\\noselect" not in attrs.lower())
+
+
 # -- Dovecot --------------------------------------------------------------------------------
 DOVECOT = "/usr/sbin/dovecot"
 _MAILDIR_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S"}
@@ -848,11 +860,6 @@ class SimulatorControl:
 
     async def counters(self, user: str) -> dict[str, Any]:
         return dict(await self.call("GET", f"/users/{user}/counters"))
-
-    async def visible_folders(self, user: str) -> int:
-        """Folders the bridge syncs: not hidden, inside the mailbox's IPM subtree."""
-        folders = (await self.call("GET", f"/users/{user}/folders"))["value"]
-        return sum(1 for f in folders if not f.get("isHidden") and f.get("inIpmSubtree", True))
 
     async def reset_counters(self) -> None:
         await self.call("DELETE", "/counters")

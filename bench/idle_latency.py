@@ -41,6 +41,7 @@ from harness import (
     SimAndBridge,
     expected_idle_per_hour,
     free_port,
+    imap_folder_count,
     median,
     percentile,
     print_header,
@@ -110,7 +111,7 @@ async def idle_cost(pair: SimAndBridge, window: float) -> dict[str, Any]:
     finally:
         await client.close()
     requests = int(counters["requests"])
-    folders = await pair.control.visible_folders(user)
+    folders = await imap_folder_count(pair.bridge.info["imap_port"], "user1")
     return {
         "requests": requests,
         "per_hour": requests * 3600 / window,

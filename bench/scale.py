@@ -34,6 +34,7 @@ from harness import (
     ImapClient,
     SimAndBridge,
     expected_idle_per_hour,
+    imap_folder_count,
     print_header,
     print_table,
     run,
@@ -105,8 +106,7 @@ async def main() -> int:
             lag = await pair.bridge.ask("lag")
             rss_after = await pair.bridge.ask("rss")
             per_user = [int((await pair.control.counters(u["id"]))["requests"]) for u in pair.users]
-            first_user = pair.users[0]["id"]
-            folders = await pair.control.visible_folders(first_user)
+            folders = await imap_folder_count(port, logins[0])
             alive = 0
             for client in clients:
                 # Each connection must still be in IDLE: DONE gets the tagged OK.

@@ -100,31 +100,27 @@ def make_handlers(
 ) -> tuple[Handler, Handler]:
     """The notification and lifecycle handlers bound to ``manager``."""
 
-    async def notification(request: web.Request) -> web.StreamResponse:
-        token = _validation_token(request)
-        if token is not None:
-            return _validation_response(token)
-        if request.method != "POST":
-            return web.Response(status=400, text="validationToken required")
-        items = await _items(request, max_body)
-        if isinstance(items, web.Response):
-            return items
-        for item in items:
-            manager.receive(item, request.remote)
-        return web.Response(status=202)
+    def handler(accept: Callable[[Any, str | None], None]) -> Handler:
+        """Both endpoints answer the validation handshake, then hand each item of a
+        POSTed batch to ``accept`` and answer 202 at once (work happens afterwards)."""
 
-    async def lifecycle(request: web.Request) -> web.StreamResponse:
-        token = _validation_token(request)
-        if token is not None:
-            return _validation_response(token)
-        if request.method != "POST":
-            return web.Response(status=400, text="validationToken required")
-        items = await _items(request, max_body)
-        if isinstance(items, web.Response):
-            return items
-        for item in items:
-            manager.lifecycle(item, request.remote)
-        return web.Response(status=202)
+        async def handle(request: web.Request) -> web.StreamResponse:
+            token = _validation_token(request)
+            if token is not None:
+                return _validation_response(token)
+            if request.method != "POST":
+                return web.Response(status=400, text="validationToken required")
+            items = await _items(request, max_body)
+            if isinstance(items, web.Response):
+                return items
+            for item in items:
+                accept(item, request.remote)
+            return web.Response(status=202)
+
+        return handle
+
+    notification = handler(manager.receive)
+    lifecycle = handler(manager.lifecycle)
 
     return notification, lifecycle
 

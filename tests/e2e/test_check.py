@@ -85,6 +85,7 @@ async def test_check_tests_webhook_reachability(tenant: Any, tmp_path: Path) -> 
     config.write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{http_port}"))
     code, out = await asyncio.to_thread(_run, config)
     assert "answers, but Graph only delivers to https:// URLs" in out
+    assert code == 1
 
 
 def test_check_reports_config_mistakes_with_file_line_and_key(tmp_path: Path) -> None:

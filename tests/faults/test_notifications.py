@@ -141,6 +141,7 @@ async def test_duplicated_notifications_change_nothing_twice(
         assert shown is not None, "notifications did not bring the mail"
         await asyncio.to_thread(sim.wait_notifications)
         assert manager.notifications_received >= 6, manager.notifications_received
+        assert manager.dispatcher.nudges >= 1, "the mail did not come through a notification"
         first = await asyncio.to_thread(
             assert_consistent, sim, tenant.alice, bridge.imap_port, before=before
         )
