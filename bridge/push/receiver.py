@@ -100,7 +100,7 @@ def make_handlers(
 ) -> tuple[Handler, Handler]:
     """The notification and lifecycle handlers bound to ``manager``."""
 
-    def handler(accept: Callable[[Any, str | None], None]) -> Handler:
+    def handler(accept: Callable[[Any, str | None], object]) -> Handler:
         """Both endpoints answer the validation handshake, then hand each item of a
         POSTed batch to ``accept`` and answer 202 at once (work happens afterwards)."""
 
