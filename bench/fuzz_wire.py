@@ -177,7 +177,7 @@ def atheris_child(libfuzzer_args: list[str]) -> None:
     atheris.Fuzz()
 
 
-def run_atheris(seconds: int, artifacts: Path, workers: int) -> tuple[list[str], int]:
+def run_atheris(seconds: int, artifacts: Path, workers: int) -> tuple[list[object], int]:
     work = Path(tempfile.mkdtemp(prefix="fuzz-wire-", dir="/tmp"))
     corpus = work / "corpus"
     corpus.mkdir()
@@ -217,7 +217,7 @@ def run_atheris(seconds: int, artifacts: Path, workers: int) -> tuple[list[str],
     if not runs:  # stopped by a crash: the last status line has the count
         runs = [int(n) for n in re.findall(r"^#(\d+)\s", log, re.M)[-1:]]
     cov = re.findall(r"cov: (\d+) ft: (\d+)", log)
-    row = [
+    row: list[object] = [
         "atheris (libFuzzer)",
         f"{elapsed:.0f} s",
         sum(runs) if runs else "?",
@@ -233,7 +233,7 @@ def run_atheris(seconds: int, artifacts: Path, workers: int) -> tuple[list[str],
 
 
 # -- hypothesis -------------------------------------------------------------------------------
-def run_hypothesis(seconds: int) -> tuple[list[str], int]:
+def run_hypothesis(seconds: int) -> tuple[list[object], int]:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 

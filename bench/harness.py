@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -38,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -58,10 +59,10 @@ class BenchError(RuntimeError):
 
 
 # -- process entry -----------------------------------------------------------------------
-def run(main: Callable[[], Awaitable[int]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
     """Run an async benchmark ``main``; a ``BenchError`` is a loud failure (exit 2)."""
     try:
-        code = asyncio.run(main())
+        code: int = asyncio.run(main())
     except BenchError as exc:
         print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -84,7 +85,7 @@ def machine_lines() -> list[str]:
         mem = f", {kib / 1024 / 1024:.1f} GiB RAM"
     load = ""
     with contextlib.suppress(OSError):
-        load = ", load avg " + " ".join(os.getloadavg().__str__().strip("()").split(", ")[:1])
+        load = f", load avg {os.getloadavg()[0]:.2f}"
     return [
         f"machine : {cpu}, {os.cpu_count()} cores{mem}{load}",
         f"python  : {platform.python_implementation()} {platform.python_version()} "
@@ -707,21 +708,23 @@ async def seed_bridge_store(
             )
         )
         hashed = hash_password(PASSWORD)
+
+        def create(db: Any, login: str, user: dict[str, Any]) -> Any:
+            return acct.create_account(
+                db,
+                account_id=login,
+                name=login,
+                email=user["mail"],
+                app_id=app.id,
+                auth_user=user["upn"],
+                login=login,
+                password_hash=hashed,
+                send_as=(),
+            )
+
         for user in users:
             login = user["upn"].split("@")[0]
-            await store.write(
-                lambda db, login=login, user=user: acct.create_account(
-                    db,
-                    account_id=login,
-                    name=login,
-                    email=user["mail"],
-                    app_id=app.id,
-                    auth_user=user["upn"],
-                    login=login,
-                    password_hash=hashed,
-                    send_as=(),
-                )
-            )
+            await store.write(functools.partial(create, login=login, user=user))
     finally:
         await store.close()
 

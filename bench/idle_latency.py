@@ -76,7 +76,7 @@ async def latencies(
     await pair.bridge.ask("sync", timeout=300)
     client = await idle_client(pair.bridge.info["imap_port"])
     user = pair.users[0]["id"]
-    out = []
+    out: list[float] = []
     try:
         await asyncio.sleep(1.0)  # let the SELECT's own refresh settle
         for n in range(samples):

@@ -333,6 +333,46 @@ class _SubmissionDirectory:
         return self._bridge.sender_remote_for(identity, from_address)
 
 
+UNCERTAIN_SENDS = "smtp-uncertain-sends.json"
+
+
+async def load_uncertain_sends(path: Path) -> Any:
+    """The SMTP sends whose outcome was unknown when the bridge last stopped (or died),
+    kept in a small JSON file that is rewritten atomically before every send."""
+    import json
+    import os
+
+    from bridge.smtp import UncertainSend, UncertainSends
+
+    def read() -> list[UncertainSend]:
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            log.error("ignoring unreadable %s: %s", path, exc)
+            return []
+        return [UncertainSend(r["mailbox_id"], r["message_id"], float(r["since"])) for r in rows]
+
+    def write(entries: tuple[UncertainSend, ...]) -> None:
+        data = [
+            {"mailbox_id": e.mailbox_id, "message_id": e.message_id, "since": e.since}
+            for e in entries
+        ]
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    async def persist(entries: tuple[UncertainSend, ...]) -> None:
+        await asyncio.to_thread(write, entries)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return UncertainSends(await asyncio.to_thread(read), persist=persist)
+
+
 def server_ssl_context(config: Config) -> ssl.SSLContext | None:
     """Modern server TLS (TLS 1.2+) from the configured certificate, or None."""
     if not config.tls.enabled:
@@ -403,7 +443,7 @@ async def run_daemon(
 ) -> int:
     """Run the bridge until ``stop`` is set (or SIGTERM/SIGINT). Returns the exit code."""
     from bridge.imap.server import ImapServer
-    from bridge.smtp import SubmissionServer
+    from bridge.smtp import SubmissionPolicy, SubmissionServer
 
     loop = asyncio.get_running_loop()
     notifier = notifier or Notifier()
@@ -471,6 +511,7 @@ async def run_daemon(
             smtp_port = None
         listeners.smtp = SubmissionServer(
             bridge.submission_directory(),
+            uncertain=await load_uncertain_sends(config.state_dir / UNCERTAIN_SENDS),
             allow_plaintext_auth=smtp_plain_auth,
             host=config.smtp.host,
             port=smtp_port,
@@ -478,6 +519,7 @@ async def run_daemon(
             ssl_context=tls,
             max_message_size=config.limits.max_message_size,
             on_outcome=bridge.metrics.record_submission,
+            policy=SubmissionPolicy(uncertain_settle_seconds=config.smtp.unconfirmed_send_wait),
         )
         await listeners.smtp.start()
         if config.sync.webhook_public_url:

@@ -380,6 +380,10 @@ class SmtpListen:
     allow_plaintext_auth: PlaintextAuth = field(
         default=PlaintextAuth.LOOPBACK, metadata=_kind(_PlaintextAuthKind())
     )
+    # A retry of a send whose outcome is unknown (the bridge died, or Graph did not
+    # answer) waits this long for the message to show up in Sent Items before it is sent
+    # again; until then the client gets 451 and retries later.
+    unconfirmed_send_wait: float = field(default=120.0, metadata=_kind(_Duration("2m", 1.0)))
 
 
 @dataclass(frozen=True, slots=True)

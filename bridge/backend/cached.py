@@ -37,6 +37,15 @@ source); EXPUNGE per ``CacheSettings.expunge_mode``. When Graph cannot be reache
 ``Unavailable`` is raised and nothing changes locally; when a multi-message request
 half-succeeds, what Graph did is recorded and announced and then an error is raised for
 the rest — except COPY, whose partial copies are deleted again (RFC 3501 §6.4.7).
+Every write Graph answered is reported to the sync engine (``SyncHooks.local_change``)
+before its store write is queued, so that a delta page requested earlier cannot undo it;
+a UID the engine already gave a message the bridge created or moved (it saw the change
+first) is reused and not announced a second time.
+
+Graph down. While the engine knows Graph is unreachable (``SyncHooks.reachable``),
+LIST and SELECT answer from the store without trying Graph; otherwise they wait for a
+refresh at most ``CacheSettings.interactive_wait`` seconds (Graph's client retries an
+outage for minutes) and the refresh finishes in the background.
 
 APPEND idempotence. ``Remote.create_message`` is never retried blindly: on
 ``OutcomeUnknown`` the target folder (and Drafts, where a MIME create lands first) is
@@ -68,9 +77,9 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -160,18 +169,29 @@ class CacheSettings:
     #: Prefetch requests per second at most (a share of 10,000 per 10 minutes).
     prefetch_rate: float = 4.0
     prefetch_days: int = 14
+    #: A FETCH that had to download a body also starts downloading the next this many
+    #: uncached bodies of the folder (only mail within ``prefetch_days``, which the
+    #: prefetch would download anyway): clients such as mbsync fetch one message per
+    #: command, and without read-ahead only one Graph request would be in flight.
+    read_ahead: int = 6
     #: LIST refreshes the folder tree when it is older than this (seconds).
     tree_max_age: float = 5.0
     #: SELECT/NOOP/IDLE refresh a folder whose last sync is older than this (seconds).
     folder_max_age: float = 10.0
+    #: How long LIST (or SELECT of a never-synced folder) waits for Graph before
+    #: answering from the cache; the refresh goes on in the background (seconds).
+    interactive_wait: float = 10.0
     poll_watched: float = 15.0
     poll_idle: float = 300.0
     poll_tree: float = 600.0
     #: While webhooks are healthy, polling is only the safety net (seconds).
     poll_push: float = 900.0
     poll_jitter: float = 0.1
-    #: A SELECT/IDLE keeps a folder on the short poll interval this long (seconds).
-    watch_ttl: float = 1800.0
+    #: A SELECT/NOOP/IDLE keeps a folder on the short poll interval this long (seconds).
+    #: IDLE pokes every 120 s and NOOP pokes too, so a client that stays on the folder
+    #: keeps it watched; a client that only passed through (mbsync SELECTs every folder
+    #: once per run) stops costing a delta request every ``poll_watched`` seconds soon.
+    watch_ttl: float = 300.0
     nudge_debounce: float = 0.2
     #: Pin the bytes a client has seen so they can never change (see module docstring).
     pin_served: bool = True
@@ -204,7 +224,20 @@ class SyncHooks(Protocol):
 
     async def refresh_tree(self, max_age: float) -> None: ...
 
-    async def sync_folder(self, folder_id: str) -> None: ...
+    async def sync_folder(self, folder_id: str, *, only_if_unsynced: bool = False) -> None: ...
+
+    def local_change(self, folder_id: str, message_ids: Iterable[str]) -> None:
+        """Graph answered a write of ours to these messages of ``folder_id``; delta pages
+        requested before now must not overrule what we are about to record."""
+
+    def local_folder_change(self, folder_ids: Iterable[str]) -> None:
+        """Graph answered a CREATE/DELETE/RENAME of ours; a folder list requested before
+        now must not overrule what we are about to record."""
+
+    def reachable(self) -> bool:
+        """False while the last sync found Graph unreachable or refusing the sign-in:
+        interactive commands then answer from the cache at once (the engine's polling
+        finds out when Graph is back)."""
 
 
 # -- names -----------------------------------------------------------------------------
@@ -356,6 +389,17 @@ def backend_error(exc: RemoteError, doing: str) -> BackendError:
     return NotPermitted(f"Microsoft 365 refused {doing}.")
 
 
+def _log_late_failure(task: asyncio.Future[None]) -> None:
+    """Done-callback of a refresh a client stopped waiting for: retrieve its outcome."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, RemoteError):
+        log.info("a background refresh failed: %s", exc)
+    elif exc is not None:
+        log.error("a background refresh failed", exc_info=exc)
+
+
 def _unpin_unreferenced(db: sqlite_utils.Database, blobs: BlobCache, hashes: Iterable[str]) -> None:
     for digest in hashes:
         if not ms.hash_still_pinned(db, digest):
@@ -385,6 +429,7 @@ class BodyLoader:
         self.settings = settings
         self._limit = asyncio.Semaphore(max(1, settings.max_concurrency))
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        self._loading: dict[tuple[str, int], asyncio.Future[tuple[ms.MessageRow, bytes]]] = {}
 
     async def download(self, message_id: str) -> bytes:
         """The MIME for ``message_id``; concurrent callers for one id share one request."""
@@ -409,15 +454,52 @@ class BodyLoader:
 
     async def load(self, row: ms.MessageRow) -> tuple[ms.MessageRow, bytes]:
         """Fetch and record the body of ``row``; returns the updated row and the bytes
-        now served for it."""
+        now served for it. Concurrent loads of one UID share one load (download *and*
+        record), so a second caller never downloads between the first one's download
+        and its store write."""
+        key = (row.folder_id, row.uid)
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[tuple[ms.MessageRow, bytes]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._loading[key] = future
+        try:
+            result = await self._load(row)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # nobody else may be waiting
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._loading[key]
+
+    async def _load(self, row: ms.MessageRow) -> tuple[ms.MessageRow, bytes]:
         data: bytes | None = None
+        if row.body_hash is None:
+            # ``row`` may be stale: the prefetch works through a list read long ago, and
+            # a client's FETCH may have loaded this body meanwhile (or the reverse).
+            # One store read is far cheaper than a second ``/$value``.
+            current = await self.store.read(
+                lambda db: ms.message_by_remote_id(
+                    db, self.account_id, row.folder_id, row.state.message_id
+                )
+            )
+            if current is not None and current.uid == row.uid and current.body_hash is not None:
+                cached = await self.blobs.get(current.body_hash)
+                if cached is not None and current.summary is not None:
+                    return current, cached
         if row.body_hash is not None and row.summary is None:
             # Only the summary is missing (older summary version): same bytes, no request.
             data = await self.blobs.get(row.body_hash)
         from_graph = data is None
         if data is None:
             data = await self.download(row.state.message_id)
-        digest = blob_hash(data)
+        # Hashing and writing a large body happen in a worker thread, never on the loop.
+        digest = await self.blobs.put(data, pin=row.pinned)
         if row.body_hash is not None and digest != row.body_hash:
             if row.pinned:
                 # The pinned blob vanished from disk (a wiped cache): Graph's bytes are
@@ -433,7 +515,6 @@ class BodyLoader:
         summary = row.summary
         if row.body_hash != digest or summary is None:
             summary = await asyncio.to_thread(summary_json, data)
-        await self.blobs.put(data, pin=row.pinned)
         updated = replace(
             row, body_hash=digest, size=len(data), summary=summary, remote_hash=remote_hash
         )
@@ -481,11 +562,42 @@ class CachedBackend:
         self.account_id = identity.account_id
         self.loader = loader or BodyLoader(store, blobs, remote, self.account_id, self.settings)
         self._summaries: OrderedDict[str, Any] = OrderedDict()
+        #: Read-ahead: folder id → highest UID already scheduled; the running loads.
+        self._ahead: dict[str, int] = {}
+        self._ahead_tasks: set[asyncio.Task[None]] = set()
 
     # -- helpers ---------------------------------------------------------------------------
     def _publish(self, events: Iterable[MailEvent]) -> None:
         for event in events:
             self.events.publish(event)
+
+    def _note(self, folder_id: str, message_ids: Iterable[str]) -> None:
+        """Tell the sync engine that Graph just answered a write of ours (see
+        ``SyncHooks.local_change``): called after Graph's answer and before the store
+        write that records it is queued."""
+        if self.hooks is not None:
+            self.hooks.local_change(folder_id, list(message_ids))
+
+    async def _refresh(self, work: Callable[[SyncHooks], Awaitable[None]], doing: str) -> None:
+        """Run an interactive refresh (``work(hooks)``) unless Graph is known to be down,
+        waiting at most ``interactive_wait``: Graph's client retries outages for minutes,
+        and a client must get its cached answer long before that. A refresh that takes
+        longer carries on in the background."""
+        hooks = self.hooks
+        if hooks is None or not hooks.reachable():
+            return
+        task = asyncio.ensure_future(work(hooks))
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.settings.interactive_wait)
+        except TimeoutError:
+            log.info("%s is slow; answering from the cache", doing)
+            task.add_done_callback(_log_late_failure)
+        except RemoteError as exc:
+            log.info("%s failed; answering from the cache: %s", doing, exc)
+
+    def _note_folders(self, *folder_ids: str) -> None:
+        if self.hooks is not None:
+            self.hooks.local_folder_change(folder_ids)
 
     async def _tree(self) -> tuple[dict[str, ms.FolderRow], dict[str, str]]:
         """(folder_id → row for all recorded folders, IMAP name → folder_id if visible)."""
@@ -501,10 +613,8 @@ class CachedBackend:
         if folder_id is None and self.hooks is not None:
             # Perhaps made in Outlook since the last look, or the first tree sync is
             # still running: look again before saying no.
-            try:
-                await self.hooks.refresh_tree(self.settings.tree_max_age)
-            except RemoteError as exc:
-                log.info("folder tree not refreshed: %s", exc)
+            max_age = self.settings.tree_max_age
+            await self._refresh(lambda h: h.refresh_tree(max_age), "reading the folder tree")
             by_id, by_name = await self._tree()
             folder_id = by_name.get(name)
         if folder_id is None:
@@ -544,12 +654,9 @@ class CachedBackend:
 
     # -- hierarchy (RFC 3501 §6.3) ------------------------------------------------------
     async def list_mailboxes(self) -> list[MailboxInfo]:
-        if self.hooks is not None:
-            # Folder changes made in Outlook appear at the next LIST.
-            try:
-                await self.hooks.refresh_tree(self.settings.tree_max_age)
-            except RemoteError as exc:
-                log.info("serving the cached folder list: %s", exc)
+        # Folder changes made in Outlook appear at the next LIST.
+        max_age = self.settings.tree_max_age
+        await self._refresh(lambda h: h.refresh_tree(max_age), "reading the folder tree")
         by_id, by_name = await self._tree()
         subscribed = await self.store.read(lambda db: ms.subscriptions(db, self.account_id))
         visible = set(by_name.values())
@@ -603,6 +710,7 @@ class CachedBackend:
                 raise NoPermission("Microsoft 365 does not allow creating that folder.") from exc
             except RemoteError as exc:
                 raise NotPermitted("Microsoft 365 refused to create that folder.") from exc
+            self._note_folders(folder.id)
             row = await self._record_folder(folder, subscribe_as=path)
             by_name[path] = row.folder_id
             parent_id = row.folder_id
@@ -626,6 +734,7 @@ class CachedBackend:
             raise unavailable(exc, "deleting the mailbox") from exc
         except RemoteError as exc:
             raise NotPermitted("Microsoft 365 refused to delete that folder.") from exc
+        self._note_folders(row.folder_id)
 
         def write(db: sqlite_utils.Database) -> None:
             hashes = ms.delete_folder(db, self.account_id, row.folder_id)
@@ -664,6 +773,7 @@ class CachedBackend:
             raise unavailable(exc, "renaming the mailbox") from exc
         except RemoteError as exc:
             raise NotPermitted("Microsoft 365 refused to rename that folder.") from exc
+        self._note_folders(row.folder_id)
 
         def write(db: sqlite_utils.Database) -> None:
             # Keyed on the folder id: UIDVALIDITY, UIDs and modseqs stay as they are.
@@ -728,10 +838,11 @@ class CachedBackend:
             self.hooks.watch(row.folder_id)
             if row.synced_at is None:
                 # Never synced: give the client a populated view if Graph answers.
-                try:
-                    await self.hooks.sync_folder(row.folder_id)
-                except RemoteError as exc:
-                    log.info("SELECT of an unsynced folder serves the cache: %s", exc)
+                folder_id = row.folder_id
+                await self._refresh(
+                    lambda h: h.sync_folder(folder_id, only_if_unsynced=True),
+                    "the first sync of a selected folder",
+                )
             elif time.time() - row.synced_at > self.settings.folder_max_age:
                 self.hooks.nudge(row.folder_id)
 
@@ -859,6 +970,8 @@ class CachedBackend:
                     bodies[row.uid] = data
         updated: dict[int, ms.MessageRow] = {}
         gone: set[int] = set()
+        if to_load and need & FetchNeed.BODY:
+            self._read_ahead(to_load[0].folder_id, max(row.uid for row in rows))
         if to_load:
             results = await asyncio.gather(
                 *(self.loader.load(row) for row in to_load), return_exceptions=True
@@ -886,6 +999,42 @@ class CachedBackend:
                 await self._pin(first_seen, bodies)
                 rows = [replace(row, pinned=True) if row in first_seen else row for row in rows]
         return rows, bodies
+
+    def _read_ahead(self, folder_id: str, after_uid: int) -> None:
+        """Start downloading the next few uncached bodies after ``after_uid`` in the
+        background (see ``CacheSettings.read_ahead``). The loads share the mailbox's
+        concurrency limit, and a FETCH that asks for one of them joins its load."""
+        window = self.settings.read_ahead
+        if window <= 0 or self.settings.prefetch_days <= 0:
+            return
+        if self._ahead.get(folder_id, 0) >= after_uid + window // 2:
+            return  # enough is on its way already
+        since = iso(datetime.now(UTC) - timedelta(days=self.settings.prefetch_days))
+        task = asyncio.create_task(self._load_ahead(folder_id, after_uid, since, window))
+        self._ahead_tasks.add(task)
+        task.add_done_callback(self._ahead_done)
+
+    async def _load_ahead(self, folder_id: str, after_uid: int, since: str, window: int) -> None:
+        rows = await self.store.read(
+            lambda db: ms.bodies_missing_after(
+                db, self.account_id, folder_id, after_uid, since, window
+            )
+        )
+        if not rows:
+            return
+        self._ahead[folder_id] = max(self._ahead.get(folder_id, 0), rows[-1].uid)
+        results = await asyncio.gather(
+            *(self.loader.load(row) for row in rows), return_exceptions=True
+        )
+        for outcome in results:
+            if isinstance(outcome, RemoteError):
+                log.info("read-ahead stopped: %s", outcome)
+                break
+
+    def _ahead_done(self, task: asyncio.Task[None]) -> None:
+        self._ahead_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("read-ahead failed: %s", task.exception())
 
     async def _pin(self, rows: list[ms.MessageRow], bodies: dict[int, bytes]) -> None:
         def write(db: sqlite_utils.Database) -> None:
@@ -938,6 +1087,7 @@ class CachedBackend:
                 raise unavailable(exc, "changing the flags") from exc
             except RemoteError as exc:
                 raise NotPermitted("Microsoft 365 refused the flag change.") from exc
+            self._note(mailbox_id, answers)
         failure: RemoteError | None = None
 
         def write(db: sqlite_utils.Database) -> tuple[list[MessageInfo], list[MessageInfo]]:
@@ -1060,20 +1210,29 @@ class CachedBackend:
             # Graph's own rendering of the draft, so that a later edit in Outlook can be
             # told from a flag change by comparing bytes (bridge.sync.engine).
             try:
-                remote_hash = blob_hash(await self.loader.download(created.id))
+                remote_hash = await asyncio.to_thread(
+                    blob_hash, await self.loader.download(created.id)
+                )
             except RemoteError as exc:
                 log.info("could not read back an appended draft: %s", exc)
         summary = await asyncio.to_thread(summary_json, message)
+        # The client's bytes go to disk before the transaction (a worker thread, not the
+        # store's single writer, which every account shares); the write pins them.
+        digest = await self.blobs.put(message)
         state = state_from_remote(created)
         if created.last_verb is None:
             state = with_verb(
                 state, follow.last_verb if follow.last_verb is not None else new.last_verb
             )
 
-        def write(db: sqlite_utils.Database) -> ms.MessageRow:
+        def write(db: sqlite_utils.Database) -> tuple[ms.MessageRow, bool]:
             if internet_id is not None:
                 ms.end_append(db, self.account_id, folder.folder_id, internet_id)
-            digest = self.blobs.put_sync(message, pin=True)
+            self.blobs.pin_sync(digest)
+            if not self.blobs.contains(digest):
+                self.blobs.put_sync(message, pin=True)  # evicted meanwhile: rare
+            # The sync engine may have seen the new message first and announced its UID.
+            known = ms.message_by_remote_id(db, self.account_id, folder.folder_id, created.id)
             row = ms.add_message(
                 db,
                 self.account_id,
@@ -1091,7 +1250,7 @@ class CachedBackend:
                     # An existing UID (the Sent Items copy) whose bytes a client has
                     # already seen: those stay what the UID serves.
                     _unpin_unreferenced(db, self.blobs, [digest])
-                    return row
+                    return row, known is None
                 # The sync engine saw the new message first and gave it its UID; the
                 # client's own bytes still win for that UID (no client saw others).
                 ms.replace_body(
@@ -1105,10 +1264,15 @@ class CachedBackend:
                     remote_hash=remote_hash or row.remote_hash,
                 )
                 row = replace(row, body_hash=digest, size=len(message), summary=summary)
-            return row
+            return row, known is None
 
-        row = await self.store.write(write)
-        self._publish([MessagesAdded(folder.folder_id, folder.uidvalidity, (message_info(row),))])
+        self._note(folder.folder_id, [created.id])
+        row, new_uid = await self.store.write(write)
+        if new_uid:
+            # Announced once: a UID the sync engine gave first was announced by it.
+            self._publish(
+                [MessagesAdded(folder.folder_id, folder.uidvalidity, (message_info(row),))]
+            )
         return AppendResult(uidvalidity=folder.uidvalidity, uid=row.uid)
 
     async def _create(self, new: NewMessage, folder: ms.FolderRow) -> RemoteMessage:
@@ -1225,6 +1389,8 @@ class CachedBackend:
             raise NotPermitted(f"Microsoft 365 refused {doing}.") from exc
         no_answer = RemoteUnavailable("no answer")
         done = [(row, answers.get(row.state.message_id, no_answer)) for row in rows]
+        if move:
+            self._note(source.folder_id, [row.state.message_id for row, _ in done])
         succeeded = [(row, ans) for row, ans in done if isinstance(ans, RemoteMessage)]
         failed = [ans for _, ans in done if not isinstance(ans, RemoteMessage)]
         if failed and not move:
@@ -1238,9 +1404,15 @@ class CachedBackend:
                     log.warning("could not undo a partial COPY: %s", exc)
             raise backend_error(failed[0], doing)
 
-        def write(db: sqlite_utils.Database) -> tuple[list[tuple[int, ms.MessageRow]], list[int]]:
+        self._note(target.folder_id, [answer.id for _, answer in succeeded])
+
+        def write(
+            db: sqlite_utils.Database,
+        ) -> tuple[list[tuple[int, ms.MessageRow]], list[int], set[int]]:
             pairs: list[tuple[int, ms.MessageRow]] = []
+            fresh: set[int] = set()
             for row, answer in succeeded:
+                known = ms.message_by_remote_id(db, self.account_id, target.folder_id, answer.id)
                 state = state_from_remote(answer)
                 if answer.last_verb is None:
                     state = with_verb(state, row.state.last_verb)
@@ -1258,24 +1430,27 @@ class CachedBackend:
                     remote_hash=row.remote_hash if move else None,
                 )
                 pairs.append((row.uid, added))
+                if known is None:
+                    fresh.add(added.uid)
             removed: list[int] = []
             if move and succeeded:
                 # The body rows moved with the hash, so no pin needs review here.
                 removed, _ = ms.remove_messages(
                     db, self.account_id, mailbox_id, [row.uid for row, _ in succeeded]
                 )
-            return pairs, removed
+            return pairs, removed, fresh
 
-        pairs, removed = await self.store.write(write)
+        pairs, removed, fresh = await self.store.write(write)
         events: list[MailEvent] = []
-        if pairs:
+        # UIDs the sync engine gave first (it saw the destination change before this
+        # write committed) were announced by it already.
+        announce = sorted((added for _, added in pairs if added.uid in fresh), key=lambda r: r.uid)
+        if announce:
             events.append(
                 MessagesAdded(
                     target.folder_id,
                     target.uidvalidity,
-                    tuple(
-                        message_info(added) for _, added in sorted(pairs, key=lambda p: p[1].uid)
-                    ),
+                    tuple(message_info(added) for added in announce),
                 )
             )
         if removed:
@@ -1293,6 +1468,7 @@ class CachedBackend:
     async def _renumber(self, folder: ms.FolderRow, rows: list[ms.MessageRow]) -> CopyResult:
         """MOVE into the same mailbox (RFC 6851 §3.3 allows it): nothing changes in
         Graph; the messages get new UIDs and the old ones are expunged."""
+        self._note(folder.folder_id, [row.state.message_id for row in rows])
 
         def write(db: sqlite_utils.Database) -> tuple[list[int], list[ms.MessageRow]]:
             removed, _ = ms.remove_messages(
@@ -1347,6 +1523,7 @@ class CachedBackend:
             raise unavailable(exc, "expunging") from exc
         except RemoteError as exc:
             raise NotPermitted("Microsoft 365 refused to delete the messages.") from exc
+        self._note(mailbox_id, answers)
         gone: list[int] = []
         failures: list[RemoteError] = []
         for row in rows:

@@ -453,9 +453,8 @@ class MemoryBackend:
 
     async def move(self, mailbox_id: str, uids: Sequence[int], dest: str) -> CopyResult:
         source = self._by_id(mailbox_id)
-        target = self._by_name(dest)
-        if target is source:
-            raise NotPermitted("Cannot move messages into the same mailbox.")
+        # RFC 6851 does not forbid a MOVE into the selected mailbox itself; like Dovecot
+        # and CachedBackend, the messages then get new UIDs and the old ones go.
         result = await self.copy(mailbox_id, uids, dest)
         self._remove(source, list(result.source_uids))
         return result

@@ -586,8 +586,10 @@ class GraphApp:
         """Run ``requests`` as JSON batches of <= 20; answers correlated by id.
 
         An outer failure becomes the error of every request of that batch. Inner 429/503
-        are retried (they were refused, never executed); other inner answers are
-        returned as they are for the caller to interpret.
+        are retried (they were refused, never executed); so are inner 500/502/504 when
+        the batch is ``idempotent`` (a read or an absolute PATCH may safely run twice),
+        exactly as single requests are. Other inner answers are returned as they are
+        for the caller to interpret.
         """
         ids = [r.id for r in requests]
         if len({i.lower() for i in ids}) != len(ids):
@@ -649,8 +651,9 @@ class GraphApp:
                         else outcome_unknown("batched", self._host)
                     )
                     continue
-                if answer.status in (429, 503):
-                    gate.throttled += 1
+                transient = answer.status in (429, 503)
+                if transient or (idempotent and answer.status in (500, 502, 504)):
+                    gate.throttled += transient
                     retry.append(r)
                     ra = parse_retry_after(answer.header("Retry-After"))
                     longest = max(longest, ra if ra is not None else self._backoff(rounds))
@@ -658,12 +661,13 @@ class GraphApp:
             if not retry:
                 return
             if rounds >= self._max_retries or waited + longest > self._max_total_wait:
-                return  # the 429/503 answers stay in results for the caller to map
+                return  # the last transient answers stay in results for the caller to map
             rounds += 1
             waited += longest
             gate.waits += 1
             gate.wait_seconds += longest
-            # Facts §4.2: retry only the throttled inner requests, after the longest wait.
+            # Facts §4.2: retry only the throttled (or, for reads, failed) inner requests,
+            # after the longest wait.
             await self._sleep(longest)
             pending = retry
 

@@ -86,6 +86,7 @@ class ImapServer:
         max_per_address: int = 50,
         idle_timeout_auth: float = 1860,
         idle_timeout_unauth: float = 60,
+        write_timeout: float = 600,
         max_literal: int = 35 * 1024 * 1024,
         allow_plaintext_auth: bool | None = None,
         throttle: LoginThrottle | None = None,
@@ -108,6 +109,11 @@ class ImapServer:
         # silence after login is therefore a dead client.
         self.idle_timeout_auth = idle_timeout_auth
         self.idle_timeout_unauth = idle_timeout_unauth
+        # The read timeouts cannot fire while a command waits for the client to take
+        # its output (a big FETCH to a client that stopped reading: a suspended laptop,
+        # a stopped process keeping a zero window open). Ten minutes without the client
+        # taking a single byte ends the connection.
+        self.write_timeout = write_timeout
         self.max_literal = max_literal
         self.allow_plaintext_auth = allow_plaintext_auth
         self.throttle = throttle or LoginThrottle()
@@ -217,7 +223,15 @@ class ImapServer:
             if tap is not None:
                 tap.sent(data)
             writer.write(data)
-            await writer.drain()  # backpressure: a slow reader slows the command
+            try:
+                # Backpressure: a slow reader slows the command, but never forever.
+                await asyncio.wait_for(writer.drain(), self.write_timeout)
+            except TimeoutError:
+                log.info(
+                    "closing %s: it took no output for %.0f s", connection.peer, self.write_timeout
+                )
+                writer.transport.abort()
+                raise ConnectionAbortedError("client stopped reading") from None
 
         async def start_tls() -> None:
             assert self.starttls_context is not None

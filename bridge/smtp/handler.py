@@ -145,7 +145,7 @@ class SubmissionHandler:
         self.uncertain = uncertain if uncertain is not None else UncertainSends()
         self._policy = policy
         self._sent_items: dict[str, str] = {}  # mailbox id -> Sent Items folder id
-        self._sends: set[asyncio.Task[Reply]] = set()
+        self._sends: set[asyncio.Task[Any]] = set()  # sends in flight, and their records
 
     # -- AUTH ----------------------------------------------------------------------
 
@@ -274,6 +274,9 @@ class SubmissionHandler:
         if task.result().code == 250:
             log.info("smtp client left before the reply message_id=%s", message_id)
             self.uncertain.record(mailbox_id, message_id)
+            saving = asyncio.get_running_loop().create_task(self.uncertain.save())
+            self._sends.add(saving)
+            saving.add_done_callback(self._sends.discard)
 
     async def drain(self) -> None:
         """Wait for sends in flight (used at shutdown: never abandon a Graph request)."""
@@ -355,6 +358,7 @@ class SubmissionHandler:
                 return reply_for_remote_error(error), error.request_id
             if found:
                 self.uncertain.discard(mailbox_id, message_id)
+                await self.uncertain.save()
                 await self._notify_sent(identity, remote, message_id, mime)
                 return Reply(250, "2.0.0", f"Already sent {message_id}"), None
             if self.uncertain.age(entry) < self._policy.uncertain_settle_seconds:
@@ -363,18 +367,30 @@ class SubmissionHandler:
                     "4.4.2",
                     "The previous attempt is still unconfirmed; try again in a few minutes",
                 ), None
+        # Written down before the request leaves: if the bridge dies while Graph holds
+        # it, the client's retry after the restart looks in Sent Items first.
+        self.uncertain.record(mailbox_id, message_id)
+        try:
+            await self.uncertain.save()
+        except Exception:
+            log.exception("cannot record the send attempt message_id=%s", message_id)
+            self.uncertain.discard(mailbox_id, message_id)
+            return Reply(451, "4.3.0", "Cannot record the attempt; try again later"), None
         try:
             result: SendResult = await remote.send_mime(mime)
         except OutcomeUnknown as error:
-            self.uncertain.record(mailbox_id, message_id)
+            await self.uncertain.save()  # the record stays: Graph may have it
             return reply_for_remote_error(error), error.request_id
         except RemoteError as error:
+            self.uncertain.discard(mailbox_id, message_id)  # refused: nothing was sent
+            await self.uncertain.save()
             return reply_for_remote_error(error), error.request_id
         except Exception:
             log.exception("smtp send failed unexpectedly message_id=%s", message_id)
+            # Unknown failure: keep the record, a retry checks Sent Items first.
             return Reply(451, "4.3.0", "Internal error; try again later"), None
-        if entry is not None:
-            self.uncertain.discard(mailbox_id, message_id)
+        self.uncertain.discard(mailbox_id, message_id)
+        await self.uncertain.save()
         await self._notify_sent(identity, remote, message_id, mime)
         return Reply(250, "2.0.0", f"Accepted by Microsoft 365 {message_id}"), result.request_id
 

@@ -6,16 +6,22 @@ the message and retries) and records (sending mailbox id, Message-ID) here. A re
 the same Message-ID from the same mailbox first looks in that mailbox's Sent Items; if
 the message is there it is answered 250 without sending again.
 
-The map lives in memory; ``on_change`` (optional) receives the full set of entries after
-every change, so the composition root can persist it and pass it back as ``initial``
-after a restart. Entries expire after ``ttl_seconds`` (a client that has not retried by
-then will not). Must not import anything outside the standard library.
+An attempt is recorded *before* the request leaves (and dropped again on a definite
+answer), so that a crash of the bridge while Graph holds the request leaves the record
+behind: the client never heard 250, retries after the restart, and the retry finds the
+message in Sent Items instead of sending it twice.
+
+The map lives in memory; ``persist`` (optional) is awaited with the full set of entries
+by ``save()``, which the handler calls after every change and before it calls Graph, so
+the composition root can keep the set on disk and pass it back as ``initial`` after a
+restart. Entries expire after ``ttl_seconds`` (a client that has not retried by then
+will not). Must not import anything outside the standard library.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -31,14 +37,15 @@ class UncertainSends:
         self,
         initial: Iterable[UncertainSend] = (),
         *,
-        on_change: Callable[[tuple[UncertainSend, ...]], None] | None = None,
+        persist: Callable[[tuple[UncertainSend, ...]], Awaitable[None]] | None = None,
         ttl_seconds: float = 5 * 24 * 3600.0,  # RFC 5321 §4.5.4.1: give up after 4-5 days
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._entries: dict[tuple[str, str], UncertainSend] = {
             (e.mailbox_id, e.message_id): e for e in initial
         }
-        self._on_change = on_change
+        self._persist = persist
+        self._dirty = False
         self._ttl = ttl_seconds
         self._clock = clock
 
@@ -67,5 +74,10 @@ class UncertainSends:
         return tuple(self._entries.values())
 
     def _changed(self) -> None:
-        if self._on_change is not None:
-            self._on_change(self.entries())
+        self._dirty = True
+
+    async def save(self) -> None:
+        """Hand the current set to ``persist`` if it changed since the last save."""
+        if self._persist is not None and self._dirty:
+            self._dirty = False
+            await self._persist(self.entries())

@@ -111,8 +111,11 @@ class BlobCache:
             self.pin_sync(digest)
         path = self._path(digest)
         with self._lock:
-            present = digest in self._entries
-        if not present:
+            entry = self._entries.get(digest)
+            if entry is not None:
+                # Checked and touched in one step: an eviction cannot slip in between.
+                entry.last_access = self._now()
+        if entry is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".", dir=path.parent)
             try:
@@ -120,17 +123,16 @@ class BlobCache:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(tmp, path)
+                # The rename and the index entry change together (under the lock), so
+                # an eviction sees either neither or both.
+                with self._lock:
+                    os.replace(tmp, path)
+                    if digest not in self._entries:
+                        self._entries[digest] = _Entry(len(data), self._now())
+                        self._total += len(data)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-        with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
-                self._entries[digest] = _Entry(len(data), self._now())
-                self._total += len(data)
-            else:
-                entry.last_access = self._now()
         self._evict(keep=digest)
         return digest
 
@@ -161,6 +163,7 @@ class BlobCache:
         return data
 
     def pin_sync(self, digest: str) -> None:
+        """Pin ``digest``; once this returns, no eviction deletes it (see ``_evict``)."""
         with self._lock:
             if digest in self._pins:
                 return
@@ -209,11 +212,22 @@ class BlobCache:
                     break
                 total -= self._entries[digest].size
                 victims.append(digest)
-        for digest in victims:
-            self._path(digest).unlink(missing_ok=True)
-            self._forget(digest)
-        if victims:
-            log.debug("evicted %d blobs to stay within %d bytes", len(victims), self.max_bytes)
+        paths = {digest: self._path(digest) for digest in victims}
+        evicted = 0
+        with self._lock:
+            # Re-checked under the lock that pin_sync takes: a blob pinned since it was
+            # chosen (the mailbox state pins from the store's writer thread) stays.
+            # Unlinking here is a metadata operation, short enough to hold the lock.
+            for digest, path in paths.items():
+                entry = self._entries.get(digest)
+                if entry is None or digest in self._pins:
+                    continue
+                path.unlink(missing_ok=True)
+                del self._entries[digest]
+                self._total -= entry.size
+                evicted += 1
+        if evicted:
+            log.debug("evicted %d blobs to stay within %d bytes", evicted, self.max_bytes)
 
     # -- async helpers (event loop) --------------------------------------------------
     async def put(self, data: bytes, *, pin: bool = False) -> str:

@@ -717,6 +717,24 @@ def bodies_missing(
     return [_message(row) for row in rows]
 
 
+def bodies_missing_after(
+    db: sqlite_utils.Database,
+    account_id: str,
+    folder_id: str,
+    after_uid: int,
+    since: str,
+    limit: int,
+) -> list[MessageRow]:
+    """The next ``limit`` messages of a folder above ``after_uid`` (UID order) received
+    at or after ``since`` whose body was never downloaded: a FETCH's read-ahead."""
+    rows = db.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM ms_messages WHERE account_id = ? AND folder_id = ?"
+        " AND uid > ? AND body_hash IS NULL AND received >= ? ORDER BY uid LIMIT ?",
+        [account_id, folder_id, after_uid, since, limit],
+    ).fetchall()
+    return [_message(row) for row in rows]
+
+
 def begin_append(
     db: sqlite_utils.Database,
     account_id: str,

@@ -26,6 +26,23 @@ applies to drafts a client saved.)
 
 Events are published after the transaction that caused them commits.
 
+Client writes racing a round. A delta page (or folder list) Graph generated before one
+of the bridge's own writes can arrive after that write committed; applied as it is, it
+would resurrect a moved or expunged message under a new UID, expunge a just-appended or
+just-copied one (full rounds reconcile by absence), roll flags back, or undo a CREATE/
+DELETE/RENAME. So ``CachedBackend`` reports every write Graph answered
+(``local_change``/``local_folder_change``) before queueing its store write, and each
+page or tree read remembers the journal position at which it was requested: what it
+says about ids written after that is ignored (the next round, requested later, reports
+their state after the write). The journal is pruned as rounds finish.
+
+Coalescing. A ``sync_folder`` call that waited for the folder's lock while a round that
+began *after* the call completed returns at once (that round saw everything the call
+was for); SELECT of a never-synced folder and the initial pass use
+``only_if_unsynced``, so a client arriving during the initial sync never makes a folder
+cost two rounds, and a LIST during the pass's tree read waits for it instead of
+repeating it.
+
 Scheduling. ``start()`` runs an initial pass, then a loop that syncs each folder when
 it is due: every ``poll_watched`` seconds for folders a session selected or idles on
 (``watch``; a watch lasts ``watch_ttl`` and is renewed by every SELECT/NOOP/IDLE),
@@ -45,14 +62,16 @@ Must not import imap, smtp or graph (it consumes the ``Remote`` protocol only).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import functools
 import inspect
+import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,6 +103,7 @@ from bridge.backend.remote import (
     Remote,
     RemoteAuthError,
     RemoteError,
+    RemoteFolder,
     RemoteMessage,
     RemoteNotFound,
     RemoteUnavailable,
@@ -147,6 +167,18 @@ class SyncEngine:
         self._on_state = on_state
         self._rng = rng or random.Random()
         self._folder_locks: dict[str, asyncio.Lock] = {}
+        #: Orders sync_folder calls and round starts: folder id → the ticket taken when
+        #: its last completed round began (coalesces calls queued behind a round).
+        self._tickets = itertools.count()
+        self._round_began: dict[str, int] = {}
+        #: The local-change journal (see ``local_change``): folder id → message id →
+        #: sequence number of the bridge's own latest write to that message there.
+        self._local: dict[str, dict[str, int]] = {}
+        self._local_seq = 0
+        #: The same for folders (CREATE/DELETE/RENAME): folder id → sequence number.
+        self._local_folders: dict[str, int] = {}
+        #: Sequence numbers at which the delta requests now in flight were started.
+        self._rounds: collections.Counter[int] = collections.Counter()
         self._tree_lock = asyncio.Lock()
         self._tree_synced: float | None = None
         self._due: dict[str, float] = {}
@@ -185,7 +217,9 @@ class SyncEngine:
                 await task
 
     async def _main(self) -> None:
-        await self._guarded(self.sync_now())
+        # The first client's LIST often reads the tree just before this pass starts:
+        # a tree younger than ``tree_max_age`` is not read again.
+        await self._guarded(self._tracked(self._pass(tree_max_age=self.settings.tree_max_age)))
         async with asyncio.TaskGroup() as group:
             group.create_task(self._prefetch_loop())
             group.create_task(self._poll_loop())
@@ -200,6 +234,11 @@ class SyncEngine:
             self._due[folder_id] = soon
             self._wake.set()
 
+    def reachable(self) -> bool:
+        """Whether the last sync reached Graph (see ``CachedBackend``: interactive
+        commands do not wait for Graph while it is known to be down)."""
+        return self.state not in (AccountState.CONNECT_ERROR, AccountState.AUTHENTICATION_ERROR)
+
     def unwatch(self, folder_id: str) -> None:
         self._watched.pop(folder_id, None)
 
@@ -209,10 +248,62 @@ class SyncEngine:
         self._wake.set()
 
     async def refresh_tree(self, max_age: float) -> None:
-        """Re-read the folder tree unless it was read less than ``max_age`` seconds ago."""
-        if self._tree_synced is not None and self._clock() - self._tree_synced < max_age:
+        """Re-read the folder tree unless it was read less than ``max_age`` seconds ago.
+        Checked again once the tree lock is held: a LIST that arrives while the initial
+        pass reads the tree waits for that read instead of repeating it."""
+        if self._tree_fresh(max_age):
             return
-        await self.sync_tree()
+        async with self._tree_lock:
+            if self._tree_fresh(max_age):
+                return
+            await self._sync_tree_locked()
+
+    def _tree_fresh(self, max_age: float) -> bool:
+        return self._tree_synced is not None and self._clock() - self._tree_synced < max_age
+
+    def local_change(self, folder_id: str, message_ids: Iterable[str]) -> None:
+        """The bridge itself just changed these messages in ``folder_id`` in Graph
+        (APPEND, COPY/MOVE, STORE, EXPUNGE) and is about to record Graph's answer.
+
+        A delta page requested before this call may describe the messages as they were
+        before that write; applying it afterwards would resurrect a moved or expunged
+        message under a new UID, expunge a just-appended one (full rounds), or roll
+        flags back. So pages (and full rounds) started earlier leave these ids alone;
+        the next round, started later, reports their state after the write."""
+        self._local_seq += 1
+        journal = self._local.setdefault(folder_id, {})
+        for message_id in message_ids:
+            journal[message_id] = self._local_seq
+
+    def local_folder_change(self, folder_ids: Iterable[str]) -> None:
+        """The bridge itself just created, deleted, renamed or moved these folders in
+        Graph: a folder list requested before now must not undo that in the store."""
+        self._local_seq += 1
+        for folder_id in folder_ids:
+            self._local_folders[folder_id] = self._local_seq
+
+    def _round_begin(self) -> int:
+        self._rounds[self._local_seq] += 1
+        return self._local_seq
+
+    def _round_end(self, started: int) -> None:
+        self._rounds[started] -= 1
+        if self._rounds[started] <= 0:
+            del self._rounds[started]
+        # Entries no running round started before are no longer needed.
+        oldest = min(self._rounds, default=self._local_seq)
+        for folder_id in list(self._local):
+            journal = {m: seq for m, seq in self._local[folder_id].items() if seq > oldest}
+            if journal:
+                self._local[folder_id] = journal
+            else:
+                del self._local[folder_id]
+        self._local_folders = {f: seq for f, seq in self._local_folders.items() if seq > oldest}
+
+    def _locally_changed(self, folder_id: str, since: int) -> frozenset[str]:
+        """Ids the bridge wrote in ``folder_id`` after a round started at ``since``."""
+        journal = self._local.get(folder_id, {})
+        return frozenset(m for m, seq in journal.items() if seq > since)
 
     def progress(self) -> dict[str, Any]:
         """The initial sync's progress and the engine's state, for logs and ``account show``."""
@@ -226,9 +317,14 @@ class SyncEngine:
             return
         await self._tracked(self._pass())
 
-    async def _pass(self) -> None:
-        await self.sync_tree()
-        await self._sync_folders(await self._syncable())
+    async def _pass(self, tree_max_age: float = 0.0) -> None:
+        await self.refresh_tree(tree_max_age)
+        folder_ids = await self._syncable()
+        rows = await self.store.read(lambda db: ms.list_folders(db, self.account_id))
+        # A folder never synced needs one round, whoever runs it (a client's SELECT may
+        # be running it already); a synced one gets a fresh incremental round.
+        unsynced = {row.folder_id for row in rows if row.delta_link is None}
+        await self._sync_folders(folder_ids, unsynced=unsynced)
         self._progress["phase"] = "steady"
         self._progress["last_pass"] = self._wall()
         self._prefetch_wake.set()
@@ -291,50 +387,66 @@ class SyncEngine:
 
     async def sync_tree(self) -> None:
         async with self._tree_lock:
+            await self._sync_tree_locked()
+
+    async def _sync_tree_locked(self) -> None:
+        started = self._round_begin()
+        try:
             folders = await self.remote.list_folders(include_hidden=self.settings.include_hidden)
-            now = self._wall()
-
-            def write(db: sqlite_utils.Database) -> list[MailEvent]:
-                known = {row.folder_id for row in ms.list_folders(db, self.account_id)}
-                changed = False
-                for folder in folders:
-                    _, folder_changed = ms.upsert_folder(
-                        db,
-                        self.account_id,
-                        folder_id=folder.id,
-                        parent_id=folder.parent_id,
-                        display_name=folder.display_name,
-                        well_known=folder.well_known,
-                        hidden=folder.hidden,
-                        is_search=folder.is_search_folder,
-                        now=now,
-                    )
-                    changed = changed or folder_changed
-                events: list[MailEvent] = []
-                listed = {folder.id for folder in folders}
-                for folder_id in sorted(known - listed):
-                    hashes = ms.delete_folder(db, self.account_id, folder_id)
-                    for digest in hashes:
-                        if not ms.hash_still_pinned(db, digest):
-                            self.blobs.unpin_sync(digest)
-                    events.append(MailboxReset(folder_id))
-                    changed = True
-                names = folder_names(ms.list_folders(db, self.account_id), True)
-                for folder_id in sorted(listed - known):
-                    # New folders start subscribed (subscriptions are local only).
-                    if folder_id in names:
-                        ms.set_subscribed(db, self.account_id, names[folder_id], True)
-                ms.set_tree_synced(db, self.account_id, now)
-                if changed:
-                    events.append(MailboxesChanged(self.account_id))
-                return events
-
-            events = await self.store.write(write)
-            self._tree_synced = self._clock()
+            # Folders the bridge changed after the list was requested: the list is older
+            # than the store for them (see ``local_folder_change``).
+            skip = {f for f, seq in self._local_folders.items() if seq > started}
+            events = await self._record_tree(folders, skip)
+        finally:
+            self._round_end(started)
+        self._tree_synced = self._clock()
         self._publish(events)
 
+    async def _record_tree(self, folders: list[RemoteFolder], skip: set[str]) -> list[MailEvent]:
+        now = self._wall()
+        folders = [folder for folder in folders if folder.id not in skip]
+
+        def write(db: sqlite_utils.Database) -> list[MailEvent]:
+            known = {row.folder_id for row in ms.list_folders(db, self.account_id)}
+            changed = False
+            for folder in folders:
+                _, folder_changed = ms.upsert_folder(
+                    db,
+                    self.account_id,
+                    folder_id=folder.id,
+                    parent_id=folder.parent_id,
+                    display_name=folder.display_name,
+                    well_known=folder.well_known,
+                    hidden=folder.hidden,
+                    is_search=folder.is_search_folder,
+                    now=now,
+                )
+                changed = changed or folder_changed
+            events: list[MailEvent] = []
+            listed = {folder.id for folder in folders}
+            for folder_id in sorted(known - listed - skip):
+                hashes = ms.delete_folder(db, self.account_id, folder_id)
+                for digest in hashes:
+                    if not ms.hash_still_pinned(db, digest):
+                        self.blobs.unpin_sync(digest)
+                events.append(MailboxReset(folder_id))
+                changed = True
+            names = folder_names(ms.list_folders(db, self.account_id), True)
+            for folder_id in sorted(listed - known):
+                # New folders start subscribed (subscriptions are local only).
+                if folder_id in names:
+                    ms.set_subscribed(db, self.account_id, names[folder_id], True)
+            ms.set_tree_synced(db, self.account_id, now)
+            if changed:
+                events.append(MailboxesChanged(self.account_id))
+            return events
+
+        return await self.store.write(write)
+
     # -- one folder ---------------------------------------------------------------------
-    async def _sync_folders(self, folder_ids: Sequence[str]) -> None:
+    async def _sync_folders(
+        self, folder_ids: Sequence[str], *, unsynced: frozenset[str] | set[str] = frozenset()
+    ) -> None:
         if self._progress["phase"] == "initial":
             self._progress["folders_total"] = len(folder_ids)
             self._progress["folders_done"] = 0
@@ -344,7 +456,7 @@ class SyncEngine:
         async def one(folder_id: str) -> None:
             async with limit:
                 try:
-                    await self.sync_folder(folder_id)
+                    await self.sync_folder(folder_id, only_if_unsynced=folder_id in unsynced)
                 except RemoteError as exc:
                     log.warning("sync of folder %s failed: %s", folder_id, exc)
                     failures.append(exc)
@@ -366,13 +478,25 @@ class SyncEngine:
             auth = [exc for exc in failures if isinstance(exc, RemoteAuthError)]
             raise (auth or failures)[0]
 
-    async def sync_folder(self, folder_id: str) -> None:
-        """One delta round for ``folder_id`` (full if it has no delta link)."""
+    async def sync_folder(self, folder_id: str, *, only_if_unsynced: bool = False) -> None:
+        """One delta round for ``folder_id`` (full if it has no delta link).
+
+        ``only_if_unsynced`` (SELECT of a folder never synced): do nothing if the folder
+        has a delta link by the time it is our turn, e.g. because the initial pass was
+        syncing it while we waited for the lock — one round is enough."""
+        ticket = next(self._tickets)
         lock = self._folder_locks.setdefault(folder_id, asyncio.Lock())
         async with lock:
+            if self._round_began.get(folder_id, -1) > ticket:
+                # A round that began after this call was made has completed while we
+                # waited for the lock: it saw whatever this call was meant to pick up.
+                return
             row = await self.store.read(lambda db: ms.get_folder(db, self.account_id, folder_id))
             if row is None:
                 return
+            if only_if_unsynced and row.delta_link is not None:
+                return
+            began = next(self._tickets)
             try:
                 if row.delta_link is None:
                     await self._full_round(row)
@@ -388,61 +512,81 @@ class SyncEngine:
                 self._tree_synced = None
                 self.nudge(None)
                 return
+            self._round_began[folder_id] = began
             self._due[folder_id] = self._clock() + self._interval(folder_id)
 
     async def _incremental_round(self, row: ms.FolderRow, link: str) -> None:
         current: str | None = link
         while current is not None:
-            page = await self.remote.message_delta(row.folder_id, current)
-            bodies = await self._changed_drafts(row.folder_id, page.messages)
-            events = await self.store.write(
-                functools.partial(
-                    self._apply,
-                    folder=row,
-                    messages=page.messages,
-                    removed_ids=page.removed_ids,
-                    new_bodies=bodies,
-                    final_link=page.delta_link,
-                    reconcile=False,
+            started = self._round_begin()
+            try:
+                page = await self.remote.message_delta(row.folder_id, current)
+                bodies = await self._changed_drafts(row.folder_id, page.messages)
+                # Computed on the loop right before the write is queued: a client write
+                # noted later is queued (and committed) after this page.
+                events = await self.store.write(
+                    functools.partial(
+                        self._apply,
+                        folder=row,
+                        messages=page.messages,
+                        removed_ids=page.removed_ids,
+                        new_bodies=bodies,
+                        final_link=page.delta_link,
+                        reconcile=False,
+                        skip=self._locally_changed(row.folder_id, started),
+                    )
                 )
-            )
+            finally:
+                self._round_end(started)
             self._publish(events)
             self._progress["messages_seen"] += len(page.messages)
             current = None if page.delta_link else page.next_link
 
     async def _full_round(self, row: ms.FolderRow) -> None:
         for attempt in range(3):
-            collected: dict[str, RemoteMessage] = {}
-            link: str | None = None
-            final: str | None = None
+            started = self._round_begin()
             try:
-                while True:
-                    page = await self.remote.message_delta(row.folder_id, link)
-                    for message in page.messages:
-                        collected[message.id] = message
-                    for removed in page.removed_ids:
-                        collected.pop(removed, None)
-                    self._progress["messages_seen"] += len(page.messages)
-                    if page.delta_link is not None:
-                        final = page.delta_link
-                        break
-                    if page.next_link is None:
-                        break
-                    link = page.next_link
-            except DeltaTokenExpired:
-                # Even an in-flight nextLink can expire (§16.5): start the round again.
-                if attempt == 2:
-                    raise
-                continue
-            await self._reconcile(row, list(collected.values()), final)
-            return
+                if await self._full_round_once(row, started, last=attempt == 2):
+                    return
+            finally:
+                self._round_end(started)
+
+    async def _full_round_once(self, row: ms.FolderRow, started: int, *, last: bool) -> bool:
+        """One attempt at a full round; False if an in-flight link expired (retry)."""
+        collected: dict[str, RemoteMessage] = {}
+        link: str | None = None
+        final: str | None = None
+        try:
+            while True:
+                page = await self.remote.message_delta(row.folder_id, link)
+                for message in page.messages:
+                    collected[message.id] = message
+                for removed in page.removed_ids:
+                    collected.pop(removed, None)
+                self._progress["messages_seen"] += len(page.messages)
+                if page.delta_link is not None:
+                    final = page.delta_link
+                    break
+                if page.next_link is None:
+                    break
+                link = page.next_link
+        except DeltaTokenExpired:
+            # Even an in-flight nextLink can expire (§16.5): start the round again.
+            if last:
+                raise
+            return False
+        await self._reconcile(row, list(collected.values()), final, started)
+        return True
 
     async def _reconcile(
-        self, row: ms.FolderRow, messages: list[RemoteMessage], final: str | None
+        self, row: ms.FolderRow, messages: list[RemoteMessage], final: str | None, started: int
     ) -> None:
         bodies = await self._changed_drafts(row.folder_id, messages)
+        skip = self._locally_changed(row.folder_id, started)
         events = await self.store.write(
-            lambda db: self._apply(db, row, messages, (), bodies, final_link=final, reconcile=True)
+            lambda db: self._apply(
+                db, row, messages, (), bodies, final_link=final, reconcile=True, skip=skip
+            )
         )
         self._publish(events)
 
@@ -474,7 +618,7 @@ class SyncEngine:
                     data = await self.loader.download(message.id)
                 except RemoteNotFound:
                     continue
-                digest = blob_hash(data)
+                digest = await asyncio.to_thread(blob_hash, data)
                 if digest != row.remote_hash:
                     summary = await asyncio.to_thread(summary_json, data)
                     await self.blobs.put(data)
@@ -501,8 +645,11 @@ class SyncEngine:
         *,
         final_link: str | None,
         reconcile: bool,
+        skip: frozenset[str] = frozenset(),
     ) -> list[MailEvent]:
-        """Apply one page (or a whole full round) in the caller's transaction."""
+        """Apply one page (or a whole full round) in the caller's transaction. Ids in
+        ``skip`` were written by the bridge after the page was requested (see
+        ``local_change``): what the page says about them is older than the store."""
         account = self.account_id
         fresh = ms.get_folder(db, account, folder.folder_id)
         if fresh is None:
@@ -510,12 +657,17 @@ class SyncEngine:
         known = ms.remote_ids(db, account, folder.folder_id)
         latest: dict[str, RemoteMessage] = {}
         for message in messages:
-            latest[message.id] = message
+            if message.id not in skip:
+                latest[message.id] = message
         to_remove: list[int] = [
-            known[mid] for mid in removed_ids if mid in known and mid not in latest
+            known[mid]
+            for mid in removed_ids
+            if mid in known and mid not in latest and mid not in skip
         ]
         if reconcile:
-            to_remove.extend(uid for mid, uid in known.items() if mid not in latest)
+            to_remove.extend(
+                uid for mid, uid in known.items() if mid not in latest and mid not in skip
+            )
         to_add: list[tuple[RemoteMessage, _NewBody | None]] = []
         changed: list[int] = []
         for message in latest.values():

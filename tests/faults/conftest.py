@@ -76,6 +76,7 @@ _ORDER = [
     "429 storm",
     "503 burst",
     "504 burst",
+    "504 once",
     "connection resets",
     "2 s latency",
     "token expiry",

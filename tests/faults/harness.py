@@ -127,6 +127,11 @@ async def in_process_bridge(
 ) -> AsyncIterator[InProcessBridge]:
     sync.setdefault("prefetch_days", 0)  # bodies come from Graph on demand, under the fault
     config = bridge_config(state_dir, **sync)
+    # A retry of an unconfirmed send waits for Sent Items (2 min by default); short here so
+    # a client's retry lands inside the test's time. The logic it exercises is unchanged.
+    config = dataclasses.replace(
+        config, smtp=dataclasses.replace(config.smtp, unconfirmed_send_wait=2.0)
+    )
     store = await Store.open(config.state_dir / "bridge.db")
     try:
         await seed_accounts(store, tenant)
@@ -144,12 +149,6 @@ async def in_process_bridge(
         task.result()
     assert ready in done, "the bridge did not become ready within 60 s"
     listeners = ready.result()
-    # The SMTP handler defers a retry of an unconfirmed send for 120 s (Exchange files the
-    # Sent Items copy late; bridge.smtp.handler.SubmissionPolicy). The daemon has no config
-    # key for it, so the test shortens the window on the real handler to keep a client's
-    # retry inside the test's time; the logic it exercises is unchanged.
-    handler = listeners.smtp.handler
-    handler._policy = dataclasses.replace(handler._policy, uncertain_settle_seconds=2.0)
     try:
         yield InProcessBridge(tenant, config, listeners)
     finally:
@@ -262,7 +261,8 @@ async def bridge_process(tenant: Any, root: Path, **sync: Any) -> BridgeProcess:
     document = {
         "state_dir": str(state),
         "imap": {"port": ports[0]},
-        "smtp": {"port": ports[1]},
+        # See in_process_bridge: a short wait for unconfirmed sends keeps retries in time.
+        "smtp": {"port": ports[1], "unconfirmed_send_wait": "2s"},
         "http": {"port": ports[2]},
         "sync": sync_section,
         "logging": {"level": "info"},

@@ -110,6 +110,9 @@ class Fault:
     #: events rather than conditions: token expiry, delta token expiry).
     repeat: Callable[[Any, Any], None] | None = None
     every: float = 0.3
+    #: a spike: the condition ends by itself after this many seconds (None: it lasts
+    #: until the operation is done).
+    lasts: float | None = None
 
 
 def _storm(sim: Any, _: Any) -> None:
@@ -159,7 +162,8 @@ FAULTS = [
     Fault("503 burst", _burst(503), lambda e: e.drawn > 0),
     Fault("504 burst", _burst(504), lambda e: e.drawn > 0),
     Fault("connection resets", _resets, lambda e: e.drawn > 0),
-    Fault("2 s latency", _latency, lambda e: e.elapsed >= 2.0),
+    # A spike of 5 s, so that the initial sync (dozens of requests) stays short.
+    Fault("2 s latency", _latency, lambda e: e.elapsed >= 2.0, lasts=5.0),
     Fault("token expiry", _expire_tokens, lambda e: e.saw(" 401"), _expire_tokens, 0.25),
     Fault("expired delta token", _expire_delta, lambda e: e.saw(" 410"), _expire_delta, 0.3),
 ]
@@ -170,7 +174,15 @@ async def faulted(fault: Fault, tenant: Any) -> AsyncIterator[None]:
     sim = tenant.sim
     fault.start(sim, tenant)
     repeater: asyncio.Task[None] | None = None
-    if fault.repeat is not None:
+    if fault.lasts is not None:
+        lasts = fault.lasts
+
+        async def spike_ends() -> None:
+            await asyncio.sleep(lasts)
+            sim.faults.clear()
+
+        repeater = asyncio.ensure_future(spike_ends())
+    elif fault.repeat is not None:
         repeat = fault.repeat
 
         async def loop() -> None:
@@ -429,3 +441,33 @@ async def _run_cell(fault: Fault, operation: str, tenant: Any, tmp_path: Path) -
         cell = Cell(bridge, tenant, fault)
         await cell.seed()
         await OPERATIONS[operation](cell)
+
+
+async def test_one_gateway_timeout_inside_a_batch_read_is_retried(
+    tenant: Any, tmp_path: Path, matrix: Callable[[str, str], None]
+) -> None:
+    """The deterministic core of the 504-burst initial-sync cell: ONE 504 on one inner
+    request of an idempotent ``$batch`` read (the well-known folder lookup at the start of
+    the first sync pass) must be retried like the same 504 on a plain GET is, instead of
+    failing the account's first sync."""
+    from bridge.store import accounts as acct
+
+    matrix("504 once (in $batch)", "initial sync + FETCH")
+    sim = tenant.sim
+    await asyncio.to_thread(deliver_many, sim, tenant.alice, 2)
+    sim.faults.fail_next("folder.get", count=1, status=504)
+    async with in_process_bridge(tenant, tmp_path / "state") as bridge:
+        store, core = bridge.listeners.store, bridge.listeners.bridge
+        assert store is not None and core is not None
+        # The rule serves whichever mailbox asks first (alice or bob): watch both.
+        engines = []
+        for login in ("alice", "bob"):
+            account = await store.read(lambda db, login=login: acct.get_account_by_login(db, login))
+            engines.append((await core.runtime(account)).engine)
+        deadline = time.monotonic() + 30
+        while any(engine.state.value == "connecting" for engine in engines):
+            assert time.monotonic() < deadline, "a first sync pass never ended"
+            await asyncio.sleep(0.01)
+        assert not sim.faults.rules, "the 504 was never served (the test proves nothing)"
+        for engine in engines:
+            assert engine.state.value == "connected", f"first sync failed: {engine.error}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+
+import pytest
 
 from bridge.backend.memory import MemoryAuthenticator, MemoryBackend
 from bridge.imap.server import ImapServer
@@ -80,6 +83,44 @@ async def test_plaintext_default_depends_on_peer() -> None:
     try:
         _, writer, greeting = await _connect(server.port)
         assert b"AUTH=PLAIN" in greeting  # loopback peers may log in without TLS
+        writer.close()
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_a_client_that_stops_reading_is_cut_off(caplog: pytest.LogCaptureFixture) -> None:
+    # The read timeouts cannot fire while a FETCH waits for the client to take its
+    # output; the write timeout ends a connection whose client took nothing, quietly
+    # (no SERVERBUG traceback: the transport failed, not the command).
+    backend = MemoryBackend()
+    big = b"Subject: big\r\n\r\n" + b"x" * (8 * 1024 * 1024) + b"\r\n"
+    for _ in range(3):
+        await backend.append("INBOX", big, frozenset(), None)
+    server = ImapServer(
+        MemoryAuthenticator({"user": ("secret", backend)}),
+        host="127.0.0.1",
+        port=0,
+        write_timeout=0.3,
+    )
+    await server.start()
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        await asyncio.wait_for(reader.readline(), 5)
+        writer.write(b"a LOGIN user secret\r\nb SELECT INBOX\r\n")
+        while not (await asyncio.wait_for(reader.readline(), 5)).startswith(b"b OK"):
+            pass
+        writer.write(b"c FETCH 1:3 BODY.PEEK[]\r\n")  # and never read the answer
+        await writer.drain()
+        for _ in range(200):
+            if server.connection_count == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert server.connection_count == 0
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
         writer.close()
     finally:
         await server.stop(grace=1)

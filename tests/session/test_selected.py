@@ -62,6 +62,8 @@ async def test_select_responses(client: Client, backend: MemoryBackend) -> None:
     assert "* 0 RECENT" in untagged  # the first SELECT took \Recent
     assert done.startswith("a2 OK [READ-ONLY]")
     await client.C("a3 SELECT Nowhere")
+    # RFC 7162 §3.2.11: the previous mailbox is closed even when the new SELECT fails.
+    client.S("* OK [CLOSED] Previous mailbox closed")
     client.NO("a3", "NONEXISTENT")
     # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
     await client.C("a4 FETCH 1 FLAGS")
@@ -287,6 +289,9 @@ async def test_condstore(inbox: Client, backend: MemoryBackend) -> None:
     snap = await backend.select("INBOX", read_only=True)
     modseq = {m.uid: m.modseq for m in snap.messages}
     await inbox.C("a1 FETCH 1 (FLAGS MODSEQ)")
+    # RFC 7162 §3.1: the first CONDSTORE enabling command with a mailbox selected
+    # reports HIGHESTMODSEQ.
+    inbox.S(f"* OK [HIGHESTMODSEQ {snap.highestmodseq}] Highest")
     inbox.S(f"* 1 FETCH (FLAGS (\\Recent \\Seen) MODSEQ ({modseq[1]}))")
     inbox.OK("a1")
     await inbox.C("a2 STORE 2 +FLAGS (\\Flagged)")

@@ -101,18 +101,26 @@ def test_limiter_memory_is_bounded() -> None:
     assert len(limiter._failures) <= 10
 
 
-def test_uncertain_sends_record_persist_expire() -> None:
+async def test_uncertain_sends_record_persist_expire() -> None:
     clock = FakeClock()
     persisted: list[tuple[UncertainSend, ...]] = []
-    sends = UncertainSends(on_change=persisted.append, ttl_seconds=100, clock=clock)
+
+    async def persist(entries: tuple[UncertainSend, ...]) -> None:
+        persisted.append(entries)
+
+    sends = UncertainSends(persist=persist, ttl_seconds=100, clock=clock)
     entry = sends.record("mbx", "<1@x>")
     assert sends.get("mbx", "<1@x>") == entry
     assert sends.get("other", "<1@x>") is None
-    assert persisted[-1] == (entry,)
+    assert persisted == []  # nothing written until save()
+    await sends.save()
+    await sends.save()  # unchanged: not written again
+    assert persisted == [(entry,)]
     clock.now += 50
     assert sends.age(entry) == 50
     restored = UncertainSends(persisted[-1], ttl_seconds=100, clock=clock)
     assert restored.get("mbx", "<1@x>") == entry
     clock.now += 51
     assert sends.get("mbx", "<1@x>") is None
+    await sends.save()
     assert persisted[-1] == ()

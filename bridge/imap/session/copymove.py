@@ -6,6 +6,7 @@ Must not import: bridge.graph, bridge.store, bridge.sync, bridge.imap.server.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from bridge.backend.errors import MailboxNotFound
@@ -14,20 +15,39 @@ from bridge.imap.session.reply import Reply
 from bridge.imap.session.selected import invalid_sequence
 from bridge.imap.wire import commands as c
 from bridge.imap.wire.responses import untagged
-from bridge.imap.wire.sequence import format_sequence_set
 
 if TYPE_CHECKING:
     from bridge.imap.session.core import ImapSession
 
 
-def _copyuid(result: CopyResult) -> str | None:
+def copyuid_code(result: CopyResult) -> str | None:
+    """``COPYUID <uidvalidity> <source set> <dest set>`` (RFC 4315 §3).
+
+    "The source UID set is in the order the message(s) were copied; the destination
+    UID set corresponds to the source UID set and is in the same order." Clients (mbsync,
+    Thunderbird) expand both sets and pair them by position, and a range is a set
+    ("12:10 is exactly equivalent to 10:12"), so sorting each set on its own would pair
+    the wrong messages whenever the destination UIDs are not in the source order. The
+    pairs are ordered by source UID and each side is compressed only into ranges that
+    run upwards in that order, so both expand to the same pairing.
+    """
     if not result.source_uids:
         return None
-    # RFC 4315 §3: the two sets pair up in order.
-    return (
-        f"COPYUID {result.uidvalidity} {format_sequence_set(result.source_uids)} "
-        f"{format_sequence_set(result.dest_uids)}"
-    )
+    pairs = sorted(zip(result.source_uids, result.dest_uids, strict=True))
+    sources = _ordered_set(src for src, _ in pairs)
+    dests = _ordered_set(dst for _, dst in pairs)
+    return f"COPYUID {result.uidvalidity} {sources} {dests}"
+
+
+def _ordered_set(numbers: Iterable[int]) -> str:
+    """``[12, 10, 11, 13]`` → ``"12,10:11,13"``: ranges only where the order allows."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in runs)
 
 
 async def copy_or_move(session: ImapSession, command: c.Copy | c.Move) -> Reply:
@@ -53,13 +73,16 @@ async def copy_or_move(session: ImapSession, command: c.Copy | c.Move) -> Reply:
     except MailboxNotFound:
         # RFC 3501 §6.4.7: TRYCREATE when the destination does not exist.
         return Reply("NO", "Mailbox does not exist", "TRYCREATE")
-    code = _copyuid(result)
+    code = copyuid_code(result)
     if move:
         # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGE responses,
         # which the session's flush (EXPUNGE allowed for MOVE) then sends.
         if code is not None:
             await session.emit(untagged(f"OK [{code}] Moved"))
         return Reply(text="MOVE completed")
-    if len(uids) < len(entries) and not command.uid:
-        return Reply("NO", "Some messages were expunged", "EXPUNGEISSUED")
+    # RFC 3501 §6.4.7: a COPY that fails must leave the destination as it was, so a
+    # tagged NO after copying the live messages would invite a client to copy them
+    # again. RFC 2180 §4.4.2 instead: the messages that still exist are copied, the
+    # answer is OK, and the pending EXPUNGE responses (the session's flush after COPY
+    # may send them) tell the client which ones were gone.
     return Reply(text=f"{verb} completed", code=code)

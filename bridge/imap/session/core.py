@@ -14,7 +14,9 @@ for continuation lines) and IDLE (a background writer pushes updates until ``DON
 Both keep their progress in the session and finish when the next event arrives.
 
 Errors: a ``BackendError`` becomes ``NO [code] text``; anything unexpected is logged with
-its traceback and answered ``NO [SERVERBUG]``; the connection lives on.
+its traceback and answered ``NO [SERVERBUG]``; the connection lives on. A failed write
+to the client (``TransportLost``, a ``ConnectionError``) is no command's failure: it
+propagates to the server, which ends the connection.
 
 Observation. An optional ``ImapObserver`` (metrics) hears of every tagged completion
 (command name, status, first atom of the response code, seconds) and of failed logins.
@@ -64,6 +66,11 @@ Sleep = Callable[[float], Awaitable[Any]]
 #: password, or a refusal because of too many recent failures.
 _AUTH_FAILURE_CODES = frozenset({"AUTHENTICATIONFAILED", "UNAVAILABLE"})
 _AUTH_COMMANDS = frozenset({"LOGIN", "AUTHENTICATE"})
+
+
+class TransportLost(ConnectionError):
+    """Writing to the client failed (reset, or the server gave up on a client that took
+    no output): the session cannot go on, and no handler should answer it."""
 
 
 class ImapObserver(Protocol):
@@ -190,7 +197,10 @@ class ImapSession:
             data = b"".join(self._out)
             self._out.clear()
             self._out_size = 0
-            await self._send(data)
+            try:
+                await self._send(data)
+            except ConnectionError as exc:
+                raise TransportLost(str(exc)) from exc
 
     async def finish(self, tag: str, reply: Reply) -> None:
         await self.emit(tagged(tag, reply.status, reply.text, reply.code))
@@ -309,6 +319,10 @@ class ImapSession:
             return await work
         except BackendError as exc:
             return Reply("NO", str(exc) or "Operation failed", exc.response_code)
+        except TransportLost:
+            # The client went away while the command wrote its answer: not the command's
+            # fault, and nobody to tell. The server ends the connection.
+            raise
         except Exception:
             log.exception("%s failed for %s", tag, self.login or self.peer)
             return Reply("NO", "Internal server error", "SERVERBUG")
@@ -323,12 +337,15 @@ class ImapSession:
     def wake(self) -> None:
         self._wake.set()
 
-    async def wait_for_update(self, timeout: float) -> None:
+    async def wait_for_update(self, timeout: float) -> bool:
+        """Wait until an update is queued (True) or ``timeout`` seconds pass (False)."""
         try:
             await asyncio.wait_for(self._wake.wait(), timeout)
+            woken = True
         except TimeoutError:
-            pass
+            woken = False
         self._wake.clear()
+        return woken
 
     async def flush_updates(self, *, allow_expunge: bool) -> None:
         selected = self.selected
@@ -344,6 +361,19 @@ class ImapSession:
             self.backend, allow_expunge=allow_expunge, condstore=self.condstore
         ):
             await self.emit(line)
+
+    async def enable_condstore(self) -> None:
+        """A CONDSTORE enabling command ran (RFC 7162 §3.1 lists them).
+
+        "A first CONDSTORE enabling command executed in the session with a mailbox
+        selected MUST cause the server to return HIGHESTMODSEQ ... for the mailbox":
+        the value the client was last told about is a safe lower bound (updates still
+        queued carry their own MODSEQ when they are flushed)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            await self.emit(untagged(f"OK [HIGHESTMODSEQ {self.selected.highestmodseq}] Highest"))
 
     def authenticated(self, backend: MailBackend, login: str) -> None:
         self.backend = backend

@@ -99,6 +99,11 @@ def _summary_item(name: str) -> str:
 async def fetch(session: ImapSession, command: c.Fetch) -> Reply:
     selected = session.selected
     assert selected is not None and session.backend is not None
+    if command.vanished:
+        # RFC 7162 §3.2.3: "A server MUST respond with a tagged BAD response if ... the
+        # VANISHED UID FETCH modifier is specified and the client hasn't issued 'ENABLE
+        # QRESYNC'" — and QRESYNC is never enabled here.
+        return Reply("BAD", "VANISHED requires QRESYNC, which is not supported")
     if not command.uid and invalid_sequence(command.sequence, selected.exists):
         return Reply("BAD", "Invalid message sequence number")
     entries = (
@@ -111,9 +116,13 @@ async def fetch(session: ImapSession, command: c.Fetch) -> Reply:
         # RFC 3501 §6.4.8: UID FETCH responses always carry the UID.
         attributes.insert(0, c.FetchAttribute("UID"))
     if command.changed_since is not None or any(a.name == "MODSEQ" for a in attributes):
-        session.condstore = True  # RFC 7162 §3.1
-        if not any(a.name == "MODSEQ" for a in attributes):
-            attributes.append(c.FetchAttribute("MODSEQ"))  # RFC 7162 §3.3.1
+        await session.enable_condstore()  # RFC 7162 §3.1
+    reports_flags = command.changed_since is not None or any(a.name == "FLAGS" for a in attributes)
+    if session.condstore and reports_flags and not any(a.name == "MODSEQ" for a in attributes):
+        # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ; RFC 7162 §3.1: once CONDSTORE
+        # is on, "mod-sequence data in all subsequent untagged FETCH responses" that
+        # report flags.
+        attributes.append(c.FetchAttribute("MODSEQ"))
     need = fetch_need(attributes, read_only=selected.read_only)
     missing = 0
     for start in range(0, len(entries), CHUNK):
@@ -167,7 +176,14 @@ async def _fetch_chunk(
         await session.emit(
             render_fetch(
                 seq,
-                _items(selected, message, attributes, flags_changed is not None, cached),
+                _items(
+                    selected,
+                    message,
+                    attributes,
+                    flags_changed is not None,
+                    cached,
+                    condstore=session.condstore,
+                ),
             )
         )
     return len({d.uid for d in data}) if command.changed_since is None else len(chunk)
@@ -210,6 +226,8 @@ def _items(
     attributes: list[c.FetchAttribute],
     include_flags: bool,
     cached: dict[tuple[int, str], Raw],
+    *,
+    condstore: bool = False,
 ) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
     key = (selected.mailbox_id, selected.uidvalidity, message.uid)
@@ -242,7 +260,11 @@ def _items(
                 data = partial(data, attr.partial[0], attr.partial[1])
             items.append((attr.response_name(), data))
     if include_flags and not flags_sent:
+        # RFC 3501 §6.4.5: the implicit \Seen is reported in the same response; RFC 7162
+        # §3.2.4 (and §3.1): with CONDSTORE on, such a change carries its MODSEQ too.
         items.append(("FLAGS", _flags(selected, message)))
+        if condstore and not any(a.name == "MODSEQ" for a in attributes):
+            items.append(("MODSEQ", Raw(b"(%d)" % message.modseq)))
     return items
 
 

@@ -4,9 +4,11 @@ Theory of operation. The IDLE handler answers ``+ idling``, puts the wire parser
 "next line must be DONE" state and starts a writer task owned by the session. The writer
 flushes pending updates whenever the selected mailbox's event handler wakes it, and pokes
 the backend every ``idle_poke_interval`` seconds so that the sync layer refreshes a
-mailbox someone is watching. ``DONE`` cancels the writer, flushes what is left and sends
-the tagged OK. While idling, EXPUNGE responses are allowed (no command is in progress
-that forbids them: RFC 3501 §7.4.1 and RFC 2177 §3).
+mailbox someone is watching; an interval without updates ends with ``* OK Still here``
+so that the connection is never silent for long (NAT timeouts, dead peers). ``DONE``
+cancels the writer, flushes what is left and sends the tagged OK. While idling, EXPUNGE
+responses are allowed (no command is in progress that forbids them: RFC 3501 §7.4.1 and
+RFC 2177 §3).
 
 Must not import: bridge.graph, bridge.store, bridge.sync, bridge.imap.server.
 """
@@ -54,12 +56,24 @@ async def _writer(session: ImapSession) -> None:
             selected = session.selected
             if selected is not None and session.backend is not None:
                 await session.backend.poke(selected.mailbox_id)
-            await session.wait_for_update(session.idle_poke_interval)
+            woken = await session.wait_for_update(session.idle_poke_interval)
             await session.flush_updates(allow_expunge=True)
+            if not woken and not session.closed:
+                # A quiet interval: say something, as Dovecot does every two minutes.
+                # NAT boxes and firewalls drop TCP flows silent for a few minutes, which
+                # would cut an IDLE client off without either side noticing; the write
+                # also lets the server find a peer that vanished. Clients ignore an
+                # untagged OK (RFC 3501 §7.1.1).
+                await session.emit(untagged("OK Still here"))
             await session.drain()
         session.notify_closed()
     except asyncio.CancelledError:
         raise
+    except ConnectionError:
+        # The peer is gone (a keepalive or an update found out): nobody to tell.
+        log.info("IDLE client %s went away", session.login)
+        session.idle = None
+        await session.close()
     except Exception:
         # A failing backend must not leave the client idling silently forever.
         log.exception("IDLE writer failed for %s", session.login)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bridge.backend.errors import BackendError
 from bridge.backend.types import HIERARCHY_DELIMITER, MailboxInfo
 from bridge.imap.session.reply import Reply
-from bridge.imap.session.status import status_line
+from bridge.imap.session.status import mailbox_status, status_line
 from bridge.imap.wire import commands as c
 from bridge.imap.wire.responses import untagged
 from bridge.imap.wire.serialize import Atom
@@ -32,9 +32,11 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
     what Dovecot does). A leading ``INBOX`` matches case-insensitively (RFC 3501 §5.1).
     """
     full = reference + pattern
-    head, sep, rest = full.partition(HIERARCHY_DELIMITER)
-    if head.upper() == "INBOX":
-        full = "INBOX" + sep + rest
+    # RFC 3501 §5.1 makes INBOX case-insensitive, so "inbox", "Inbox/%" and "inbox*"
+    # must all reach INBOX: a leading INBOX followed by the end, the delimiter or a
+    # wildcard is the name INBOX.
+    if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in HIERARCHY_DELIMITER + "*%"):
+        full = "INBOX" + full[5:]
     out = []
     for ch in full:
         if ch == "*":
@@ -109,7 +111,7 @@ async def list_(session: ImapSession, command: c.List) -> Reply:
         await session.emit(_line("LIST", attrs, info.name, extra))
         if returns.status is not None and info.selectable and selected_ok:
             try:
-                status = await session.backend.status(info.name)
+                status = await mailbox_status(session, info.name)
             except BackendError:
                 continue  # RFC 5819 §2: omit STATUS for a mailbox that cannot give one
             await session.emit(status_line(info.name, status, returns.status))

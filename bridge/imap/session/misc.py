@@ -60,10 +60,10 @@ async def enable(session: ImapSession, command: c.Enable) -> Reply:
         cap for cap in command.capabilities if cap in ENABLEABLE and cap not in session.enabled
     ]
     session.enabled.update(newly)
-    if "CONDSTORE" in newly:
-        session.condstore = True
     # RFC 5161 §3.2: "* ENABLED" lists only what this command enabled.
     await session.emit(untagged(" ".join(["ENABLED", *newly])))
+    if "CONDSTORE" in newly:
+        await session.enable_condstore()
     return Reply(text="ENABLE completed")
 
 

@@ -200,7 +200,7 @@ async def search(session: ImapSession, command: c.Search) -> Reply:
     assert selected is not None and session.backend is not None
     modseq_key = _uses_modseq(command.criteria)
     if modseq_key:
-        session.condstore = True  # RFC 7162 §3.1
+        await session.enable_condstore()  # RFC 7162 §3.1
     need = search_need(command.criteria)
     entries = [ViewEntry(i + 1, uid) for i, uid in enumerate(selected.uids)]
     largest_uid = entries[-1].uid if entries else 0

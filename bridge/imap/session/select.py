@@ -26,22 +26,34 @@ async def select(session: ImapSession, command: c.Select | c.Examine) -> Reply:
     if command.qresync is not None:
         return Reply("BAD", "QRESYNC is not supported")
     # RFC 3501 §6.3.1: a SELECT first deselects, even if it then fails.
+    was_selected = session.selected is not None
     session.select(None)
+    if was_selected:
+        # RFC 7162 §3.2.11: "A server that advertises ... CONDSTORE ... must return the
+        # CLOSED response code" when SELECT/EXAMINE implicitly closes the selected
+        # mailbox: the boundary between the old mailbox's responses and the new one's.
+        await session.emit(untagged("OK [CLOSED] Previous mailbox closed"))
     snapshot = await session.backend.select(command.mailbox, read_only)
     if command.condstore:
         session.condstore = True  # RFC 7162 §3.1.8
     read_only = read_only or snapshot.read_only
     mailbox = SelectedMailbox(snapshot, read_only=read_only, wake=session.wake)
     keywords = {f for m in snapshot.messages for f in m.flags if not f.startswith("\\")}
-    flags = format_flags(SYSTEM_FLAGS | keywords)
+    # "\*" is not a flag but the PERMANENTFLAGS marker for "new keywords allowed"; a
+    # backend may list it among its permanent flags.
+    permanent = set(snapshot.permanent_flags | keywords) - {"\\*"}
+    new_keywords = snapshot.allows_new_keywords or "\\*" in snapshot.permanent_flags
+    # RFC 3501 §7.2.6: FLAGS lists the flags defined in the mailbox, so every flag the
+    # client may set permanently ($Forwarded, say) is among them.
+    flags = format_flags(SYSTEM_FLAGS | permanent)
     lines = [untagged(b"FLAGS (" + flags + b")")]
     if read_only:
         # RFC 3501 §6.3.1: no flag can be changed permanently in a read-only mailbox.
         lines.append(untagged("OK [PERMANENTFLAGS ()] Read-only mailbox"))
     else:
-        permanent = set(snapshot.permanent_flags | keywords)
         perm = format_flags(permanent)
-        if snapshot.allows_new_keywords:
+        if new_keywords:
+            # RFC 3501 §7.1: "\*" once, at the end, as every server writes it.
             perm = perm + b" \\*" if perm else b"\\*"
         lines.append(untagged(b"OK [PERMANENTFLAGS (" + perm + b")] Limited"))
     lines.append(untagged(b"%d EXISTS" % mailbox.exists))

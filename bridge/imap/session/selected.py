@@ -86,6 +86,11 @@ class SelectedMailbox:
         return len(self._recent)
 
     @property
+    def live_recent_count(self) -> int:
+        """\\Recent messages of this session that the backend still has (no ghosts)."""
+        return sum(1 for uid in self._recent if uid not in self._pending_expunge)
+
+    @property
     def uids(self) -> list[int]:
         return list(self._uids)
 

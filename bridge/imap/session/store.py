@@ -32,7 +32,7 @@ async def store(session: ImapSession, command: c.Store) -> Reply:
     if selected.read_only:
         return Reply("NO", "Mailbox is read-only", "READ-ONLY")
     if command.unchanged_since is not None:
-        session.condstore = True  # RFC 7162 §3.1
+        await session.enable_condstore()  # RFC 7162 §3.1
     entries = (
         selected.resolve_uids(command.sequence)
         if command.uid
@@ -66,7 +66,10 @@ async def store(session: ImapSession, command: c.Store) -> Reply:
         return Reply(
             text="Conditional STORE failed", code=f"MODIFIED {format_sequence_set(numbers)}"
         )
-    if len(live) < len(entries) and not command.uid:
+    if len(live) < len(entries) and not command.uid and not command.silent:
+        # RFC 2180 §4.2.2-§4.2.3: the live messages were stored and reported; the NO
+        # tells the client to NOOP for the EXPUNGE responses. With .SILENT there is no
+        # answer to reconcile, and §4.2.1 says the server SHOULD return OK.
         return Reply("NO", "Some messages were expunged", "EXPUNGEISSUED")
     return Reply(text="STORE completed")
 
