@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import bridge.push  # noqa: F401  (registers the push migrations before any Store.open)
+from bridge.backend.errors import Unavailable
 from bridge.backend.events import EventBus
 from bridge.backend.protocol import MailBackend
-from bridge.backend.remote import Remote, RemoteAuthError, RemoteError
+from bridge.backend.remote import Remote, RemoteAuthError, RemoteError, RemoteMailbox
 from bridge.backend.types import AccountIdentity
 from bridge.config import (
     Config,
@@ -49,6 +50,8 @@ from bridge.trace import WireTracer
 log = logging.getLogger(__name__)
 
 DB_NAME = "bridge.db"
+#: How long an SMTP login waits for the send-as mailboxes to be looked up (first use).
+SEND_AS_LOOKUP_WAIT = 10.0
 
 
 def graph_app_for(config: Config, creds: acct.AppCredentials) -> GraphApp:
@@ -87,6 +90,8 @@ class AccountRuntime:
     bus: EventBus
     #: send-as address (casefolded) → the Remote of that address's own mailbox.
     send_as_remotes: dict[str, Remote] = field(default_factory=dict)
+    #: Set once every send-as address was looked up (successfully or not).
+    send_as_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(slots=True)
@@ -139,7 +144,7 @@ class Bridge:
     async def _open_account(self, account: acct.Account) -> AccountRuntime:
         graph = await self.graph_app(account.app_id)
         try:
-            mailbox = await graph.resolve_mailbox(account.mailbox_id or account.auth_user)
+            mailbox = await self._mailbox_of(graph, account)
         except RemoteError as exc:
             state = (
                 acct.AccountState.AUTHENTICATION_ERROR
@@ -175,16 +180,40 @@ class Bridge:
         )
         log.info("account ready", extra={"account": account.id, "login": account.login})
         self.metrics.watch_sync(account.id, engine)
-        send_as = await self._send_as_remotes(graph, account)
+        runtime = AccountRuntime(account, identity, remote, backend, engine, bus)
+        # In the background: with Graph down, resolving could take minutes of retries,
+        # and logging in must not wait for it.
+        self._spawn(self._resolve_send_as(graph, runtime))
         if self.push is not None:
             self._spawn(self._subscribe(account.id, mailbox, engine))
-        return AccountRuntime(account, identity, remote, backend, engine, bus, send_as)
+        return runtime
 
-    async def _send_as_remotes(self, graph: GraphApp, account: acct.Account) -> dict[str, Remote]:
+    async def _mailbox_of(self, graph: GraphApp, account: acct.Account) -> RemoteMailbox:
+        """The account's mailbox. Once resolved, its object id is stored, so a restart
+        while Graph is unreachable still opens the account and serves what is cached;
+        the sync engine reports the outage through the account state."""
+        if account.mailbox_id:
+            return RemoteMailbox(
+                id=account.mailbox_id,
+                email=account.email or None,
+                user_principal_name=account.auth_user,
+                display_name=account.name,
+            )
+        return await graph.resolve_mailbox(account.auth_user)
+
+    async def _resolve_send_as(self, graph: GraphApp, runtime: AccountRuntime) -> None:
         """Each send-as address that is a mailbox gets its own Remote, so mail sent as it
         goes through that mailbox's Graph path: its Sent Items, its sender (facts §13.6).
         Addresses without a mailbox (groups, aliases) send through the account's own."""
-        remotes: dict[str, Remote] = {}
+        account = runtime.account
+        try:
+            await self._resolve_each_send_as(graph, runtime, account)
+        finally:
+            runtime.send_as_ready.set()
+
+    async def _resolve_each_send_as(
+        self, graph: GraphApp, runtime: AccountRuntime, account: acct.Account
+    ) -> None:
         for address in account.send_as:
             try:
                 mailbox = await graph.resolve_mailbox(address)
@@ -197,8 +226,7 @@ class Bridge:
                     account.email,
                 )
                 continue
-            remotes[address.casefold()] = graph.remote(mailbox)
-        return remotes
+            runtime.send_as_remotes[address.casefold()] = graph.remote(mailbox)
 
     async def _subscribe(self, account_id: str, mailbox: Any, engine: Any) -> None:
         await self.push.add_account(account_id, mailbox)
@@ -266,7 +294,12 @@ class Bridge:
         account = await self._login(login, password)
         if account is None:
             return None
-        return (await self.runtime(account)).backend
+        try:
+            return (await self.runtime(account)).backend
+        except RemoteError as exc:
+            # The password was right but the mailbox cannot be opened (first use while
+            # Graph is unreachable, or the app lost its rights): say why, NO [UNAVAILABLE].
+            raise Unavailable(str(exc)) from exc
 
     # -- SubmissionDirectory (SMTP) ----------------------------------------------------
     async def authenticate_submitter(
@@ -275,7 +308,12 @@ class Bridge:
         account = await self._login(login, password)
         if account is None:
             return None
-        return (await self.runtime(account)).identity
+        runtime = await self.runtime(account)
+        # The first submission after start may be a send-as: give the lookup of the
+        # send-as mailboxes a moment, so the message takes the right Graph path.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.send_as_ready.wait(), SEND_AS_LOOKUP_WAIT)
+        return runtime.identity
 
     def sender_remote_for(self, identity: AccountIdentity, address: str) -> Remote | None:
         """Own address → own mailbox; a send-as address that is another configured

@@ -79,7 +79,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -169,11 +169,12 @@ class CacheSettings:
     #: Prefetch requests per second at most (a share of 10,000 per 10 minutes).
     prefetch_rate: float = 4.0
     prefetch_days: int = 14
-    #: A FETCH that had to download a body also starts downloading the next this many
-    #: uncached bodies of the folder (only mail within ``prefetch_days``, which the
-    #: prefetch would download anyway): clients such as mbsync fetch one message per
-    #: command, and without read-ahead only one Graph request would be in flight.
-    read_ahead: int = 6
+    #: When a client downloads bodies in ascending UID order (two FETCHes in a row
+    #: that had to download, the second above the first), the next this many uncached
+    #: bodies of the folder are downloaded ahead: clients such as mbsync fetch one
+    #: message per command, and without read-ahead only one Graph request would be in
+    #: flight. A client that stops early wastes at most this many downloads.
+    read_ahead: int = 12
     #: LIST refreshes the folder tree when it is older than this (seconds).
     tree_max_age: float = 5.0
     #: SELECT/NOOP/IDLE refresh a folder whose last sync is older than this (seconds).
@@ -564,6 +565,8 @@ class CachedBackend:
         self._summaries: OrderedDict[str, Any] = OrderedDict()
         #: Read-ahead: folder id → highest UID already scheduled; the running loads.
         self._ahead: dict[str, int] = {}
+        #: folder id → highest UID of the last FETCH there that had to download.
+        self._last_miss: dict[str, int] = {}
         self._ahead_tasks: set[asyncio.Task[None]] = set()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -971,7 +974,12 @@ class CachedBackend:
         updated: dict[int, ms.MessageRow] = {}
         gone: set[int] = set()
         if to_load and need & FetchNeed.BODY:
-            self._read_ahead(to_load[0].folder_id, max(row.uid for row in rows))
+            folder_id = to_load[0].folder_id
+            top = max(row.uid for row in rows)
+            previous = self._last_miss.get(folder_id)
+            self._last_miss[folder_id] = top
+            if previous is not None and previous < min(row.uid for row in to_load):
+                self._read_ahead(folder_id, top)
         if to_load:
             results = await asyncio.gather(
                 *(self.loader.load(row) for row in to_load), return_exceptions=True
@@ -1005,20 +1013,17 @@ class CachedBackend:
         background (see ``CacheSettings.read_ahead``). The loads share the mailbox's
         concurrency limit, and a FETCH that asks for one of them joins its load."""
         window = self.settings.read_ahead
-        if window <= 0 or self.settings.prefetch_days <= 0:
+        if window <= 0:
             return
         if self._ahead.get(folder_id, 0) >= after_uid + window // 2:
             return  # enough is on its way already
-        since = iso(datetime.now(UTC) - timedelta(days=self.settings.prefetch_days))
-        task = asyncio.create_task(self._load_ahead(folder_id, after_uid, since, window))
+        task = asyncio.create_task(self._load_ahead(folder_id, after_uid, window))
         self._ahead_tasks.add(task)
         task.add_done_callback(self._ahead_done)
 
-    async def _load_ahead(self, folder_id: str, after_uid: int, since: str, window: int) -> None:
+    async def _load_ahead(self, folder_id: str, after_uid: int, window: int) -> None:
         rows = await self.store.read(
-            lambda db: ms.bodies_missing_after(
-                db, self.account_id, folder_id, after_uid, since, window
-            )
+            lambda db: ms.bodies_missing_after(db, self.account_id, folder_id, after_uid, window)
         )
         if not rows:
             return

@@ -225,7 +225,11 @@ class ImapServer:
             writer.write(data)
             try:
                 # Backpressure: a slow reader slows the command, but never forever.
-                await asyncio.wait_for(writer.drain(), self.write_timeout)
+                # asyncio.timeout, not wait_for: no extra task, so a drain that need not
+                # wait does not yield to the loop (STARTTLS relies on that: the reader
+                # must not take the ClientHello into the plaintext buffer it clears).
+                async with asyncio.timeout(self.write_timeout):
+                    await writer.drain()
             except TimeoutError:
                 log.info(
                     "closing %s: it took no output for %.0f s", connection.peer, self.write_timeout

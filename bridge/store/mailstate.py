@@ -722,15 +722,14 @@ def bodies_missing_after(
     account_id: str,
     folder_id: str,
     after_uid: int,
-    since: str,
     limit: int,
 ) -> list[MessageRow]:
-    """The next ``limit`` messages of a folder above ``after_uid`` (UID order) received
-    at or after ``since`` whose body was never downloaded: a FETCH's read-ahead."""
+    """The next ``limit`` messages of a folder above ``after_uid`` (UID order) whose body
+    was never downloaded: a FETCH's read-ahead."""
     rows = db.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM ms_messages WHERE account_id = ? AND folder_id = ?"
-        " AND uid > ? AND body_hash IS NULL AND received >= ? ORDER BY uid LIMIT ?",
-        [account_id, folder_id, after_uid, since, limit],
+        " AND uid > ? AND body_hash IS NULL ORDER BY uid LIMIT ?",
+        [account_id, folder_id, after_uid, limit],
     ).fetchall()
     return [_message(row) for row in rows]
 

@@ -146,17 +146,24 @@ async def test_fetching_one_body_at_a_time_reads_ahead_without_extra_requests(
         sim.deliver(alice, mail(n))
     acc, app = await open_account(tenant, tmp_path)
     try:
-        acc.settings = replace(acc.settings, prefetch_days=3650, prefetch_rate=0.0, read_ahead=6)
+        acc.settings = replace(acc.settings, read_ahead=6)
         await acc.restart()
         await acc.sync()
         snap = await acc.backend.select("INBOX", read_only=True)
         uids = [m.uid for m in snap.messages]
         sim.reset_counters(alice)
-        first = await acc.backend.fetch(snap.mailbox_id, uids[:1], FetchNeed.BODY)
+        # One FETCH of one body is not a stream: no read-ahead.
+        await acc.backend.fetch(snap.mailbox_id, uids[3:4], FetchNeed.BODY)
+        assert _kind(sim, alice, "GET message.value") == 1
+        # A later one below it is not either; the next one above it is.
+        await acc.backend.fetch(snap.mailbox_id, uids[:1], FetchNeed.BODY)
+        assert not acc.backend._ahead_tasks
+        first = await acc.backend.fetch(snap.mailbox_id, uids[1:2], FetchNeed.BODY)
         assert first and first[0].body
         await asyncio.gather(*acc.backend._ahead_tasks)
-        assert _kind(sim, alice, "GET message.value") == 7  # the one asked for + 6 ahead
-        for uid in uids[1:]:
+        # uids[0], [1], [3] asked for; 6 read ahead after uids[1] ([2], [4]..[8]).
+        assert _kind(sim, alice, "GET message.value") == 9
+        for uid in uids[2:]:
             data = await acc.backend.fetch(snap.mailbox_id, [uid], FetchNeed.BODY)
             assert data[0].body
         await asyncio.gather(*acc.backend._ahead_tasks)
