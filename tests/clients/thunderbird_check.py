@@ -1,9 +1,9 @@
-"""Thunderbird against ``graph-mail-bridge demo``: a check run by hand, not by pytest.
+"""Thunderbird against ``graph-mail-bridge demo`` (pytest runs it through
+``test_thunderbird.py``; it can also be run by hand, keeping its work directory):
 
     python -m tests.clients.thunderbird_check [--keep DIR] [--timeout SECONDS]
 
-Needs Debian's ``thunderbird`` (``apt-get install thunderbird``; large, which is why CI
-does not run this). What it does:
+Needs Debian's ``thunderbird`` (``.ci/run`` installs it). What it does:
 
 1. starts ``graph-mail-bridge demo`` on free loopback ports (``--settings-json``) and
    reads, over IMAP, every folder's Message-IDs as the bridge serves them;
