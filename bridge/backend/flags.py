@@ -50,7 +50,9 @@ VERB_REPLY_ALL = 103
 VERB_FORWARD = 104
 
 #: Flags a client may set permanently (RFC 3501 §7.1 PERMANENTFLAGS), plus ``\*``.
-PERMANENT_FLAGS = frozenset({SEEN, FLAGGED, DRAFT, ANSWERED, DELETED, FORWARDED, "\\*"})
+#: Not ``\Draft``: Graph's isDraft is fixed at creation (facts §12), so a STORE of it
+#: cannot stick; APPEND with ``\Draft`` still creates a draft.
+PERMANENT_FLAGS = frozenset({SEEN, FLAGGED, ANSWERED, DELETED, FORWARDED, "\\*"})
 
 _ESCAPE = "~"
 # RFC 3501 §9: ATOM-CHAR is any CHAR except atom-specials.
