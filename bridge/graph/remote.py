@@ -471,7 +471,8 @@ class GraphRemote:
         """POST the MIME to ``/messages`` (always a draft in Drafts, facts §12.1); parts
         too big for one request are uploaded as attachments afterwards."""
         try:
-            split = split_large_mime(mime)
+            # Parsing and base64 of a message of tens of MB: off the event loop.
+            split = await asyncio.to_thread(split_large_mime, mime)
         except ValueError as exc:
             raise RemoteRejected(
                 "The message text itself is larger than one Graph request allows (~4 MB)."
@@ -479,7 +480,7 @@ class GraphRemote:
         data = await self._request(
             "POST",
             f"{self._u}/messages",
-            content=b64(split.mime),
+            content=await asyncio.to_thread(b64, split.mime),
             content_type="text/plain",
             what="draft create",
         )
@@ -497,7 +498,9 @@ class GraphRemote:
         """APPEND. ``\\Draft`` → MIME draft (+ move); otherwise JSON non-draft (facts §12.2)."""
         if message.is_draft:
             return await self._create_draft_message(message)
-        composed = compose_for_append(
+        # MIME parsing and JSON building of a large message: off the event loop.
+        composed = await asyncio.to_thread(
+            compose_for_append,
             message.mime,
             is_read=message.is_read,
             flagged=message.flagged,
@@ -506,7 +509,8 @@ class GraphRemote:
             received=message.received,
             internet_message_id=message.internet_message_id,
         )
-        if len(json.dumps(composed.body)) > MAX_JSON_CREATE:
+        size = await asyncio.to_thread(lambda: len(json.dumps(composed.body)))
+        if size > MAX_JSON_CREATE:
             raise RemoteRejected(
                 "The message text is larger than one Graph request allows (~3.5 MB of JSON)."
             )
@@ -569,7 +573,7 @@ class GraphRemote:
         their other MIME headers, and Exchange rebuilds the multipart structure around
         them; the message text and headers are sent as given.
         """
-        encoded = b64(mime)
+        encoded = await asyncio.to_thread(b64, mime)
         if len(encoded) < MAX_REQUEST_BYTES:
             resp = await self.app.request(
                 "POST",

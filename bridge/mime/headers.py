@@ -174,11 +174,10 @@ class _Cursor:
     def skip_cfws(self) -> None:
         """Skip whitespace and (nested) comments, RFC 5322 §3.2.2."""
         text = self.text
-        while self.pos < len(text):
-            ch = text[self.pos]
-            if ch in " \t\r\n":
-                self.pos += 1
-            elif ch == "(":
+        while True:
+            # A regex skips a run of whitespace in C rather than char by char.
+            self.pos = _WSP_RUN.match(text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(text) and text[self.pos] == "(":
                 self.comment()
             else:
                 return
@@ -209,6 +208,11 @@ class _Cursor:
     def quoted(self) -> str:
         """Consume a quoted-string starting at ``"``; returns it unquoted."""
         text = self.text
+        simple = _SIMPLE_QUOTED.match(text, self.pos)
+        if simple is not None:
+            # The common case, no backslash inside: one regex instead of a char loop.
+            self.pos = simple.end()
+            return simple.group(1)
         self.pos += 1
         out: list[str] = []
         while self.pos < len(text):
@@ -225,14 +229,23 @@ class _Cursor:
 
     def token(self, stop: str) -> str:
         """Consume characters up to whitespace, a comment, a quote or one of ``stop``."""
-        text = self.text
         begin = self.pos
-        while self.pos < len(text):
-            ch = text[self.pos]
-            if ch in stop or ch in ' \t\r\n("':
-                break
-            self.pos += 1
-        return text[begin : self.pos]
+        self.pos = _token_run(stop).match(self.text, begin).end()  # type: ignore[union-attr]
+        return self.text[begin : self.pos]
+
+
+_WSP_RUN = re.compile(r"[ \t\r\n]*")
+_SIMPLE_QUOTED = re.compile(r'"([^"\\]*)"')
+_TOKEN_RUNS: dict[str, re.Pattern[str]] = {}
+
+
+def _token_run(stop: str) -> re.Pattern[str]:
+    """The regex matching what ``_Cursor.token(stop)`` consumes (few distinct stops)."""
+    pattern = _TOKEN_RUNS.get(stop)
+    if pattern is None:
+        pattern = re.compile("[^" + re.escape(stop + ' \t\r\n("') + "]*")
+        _TOKEN_RUNS[stop] = pattern
+    return pattern
 
 
 @dataclass(frozen=True, slots=True)

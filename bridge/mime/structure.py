@@ -155,8 +155,11 @@ def header_end(data: bytes, start: int, end: int) -> int:
         return start + 1  # empty header block, bare LF
     if data.startswith(b"\r\n", start, end):
         return start + 2  # empty header block
-    lf = data.find(b"\n\n", start, end)
+    # Find the CRLF form first and look for the bare-LF form only before it: searching
+    # both to ``end`` scanned the whole rest of a CRLF message (attachments included)
+    # for a "\n\n" that is never there, once per MIME part.
     crlf = data.find(b"\n\r\n", start, end)
+    lf = data.find(b"\n\n", start, end if crlf < 0 else crlf + 1)
     if lf < 0 and crlf < 0:
         return end  # unterminated header: all header, no body
     if crlf < 0 or (0 <= lf < crlf):

@@ -23,6 +23,7 @@ from urllib.parse import unquote_to_bytes
 
 from bridge.mime.envelopes import MISSING_DOMAIN, MISSING_MAILBOX, parse_address_list
 from bridge.mime.headers import (
+    HeaderField,
     find_field,
     find_fields,
     parse_content_type,
@@ -39,11 +40,13 @@ __all__ = [
     "decode_rfc2231",
     "decode_transfer",
     "decode_words",
+    "field_values",
     "header_values",
     "message_id",
     "searchable_text",
     "sent_date",
     "to_text",
+    "top_fields",
 ]
 
 _ASCII_ALIASES = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us"})
@@ -152,11 +155,17 @@ def header_values(message: bytes, name: str, root: MessagePart | None = None) ->
     RFC 2047 words are decoded; for Content-Type and Content-Disposition the RFC 2231
     parameters are decoded too and the value is rebuilt as ``type; p="value"``.
     """
-    fields = (
-        root.fields
-        if root is not None
-        else parse_header_block(message, 0, header_end(message, 0, len(message)))
-    )
+    fields = root.fields if root is not None else top_fields(message)
+    return field_values(message, fields, name)
+
+
+def top_fields(message: bytes) -> tuple[HeaderField, ...]:
+    """The top-level header fields only: no MIME scan of the body (cheap for SEARCH)."""
+    return parse_header_block(message, 0, header_end(message, 0, len(message)))
+
+
+def field_values(message: bytes, fields: tuple[HeaderField, ...], name: str) -> list[str]:
+    """``header_values`` over already parsed ``fields`` (several names, one parse)."""
     return [_decoded_field(f.name, f.value(message)) for f in find_fields(fields, name)]
 
 

@@ -340,8 +340,16 @@ async def test_fetch_large_mailbox_streams_in_chunks(
     await client.C("a1 UID FETCH 1:* (FLAGS)")
     untagged, _ = client.responses_until("a1")
     assert len(untagged) == 450
-    assert [n for n, _ in calls] == [200, 200, 50]
+    # No body needed: one large call (META_CHUNK), not one per CHUNK.
+    assert [n for n, _ in calls] == [450]
     assert all(need == FetchNeed.FLAGS for _, need in calls)  # never bodies
+    calls.clear()
+    await client.C("a0 UID FETCH 1:* (BODY.PEEK[])")
+    untagged, _ = client.responses_until("a0")
+    assert len(untagged) == 450
+    # Bodies: CHUNK at a time, so that only that many are held at once.
+    assert [n for n, _ in calls] == [200, 200, 50]
+    assert all(FetchNeed.BODY in need for _, need in calls)
     calls.clear()
     writes.clear()
     await client.C("a2 UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)")

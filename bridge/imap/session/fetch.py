@@ -38,26 +38,49 @@ from bridge.mime.sections import extract_section, partial
 if TYPE_CHECKING:
     from bridge.imap.session.core import ImapSession
 
-#: UIDs per backend call: big enough to amortise the call, small enough to stream.
+#: UIDs per backend call when bodies are needed: big enough to amortise the call, small
+#: enough that only this many bodies are held at once.
 CHUNK = 200
+#: UIDs per backend call when no body is needed (flags, dates, sizes, summaries): each
+#: call costs a round trip (a thread hop and an SQL query in CachedBackend), and the
+#: data per message is small, so few large calls beat many small ones.
+META_CHUNK = 2000
 SUMMARY_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
+#: Cache items that are not rendered IMAP data: RFC822.SIZE (int) and INTERNALDATE
+#: (datetime) — both fixed for a UID (RFC 3501 §2.3.3, §2.3.4) — and what SEARCH keeps
+#: (see search.py): SENT (the Date header's date or None), HEADERS (casefolded values).
+SIZE_ITEM = "RFC822.SIZE"
+DATE_ITEM = "INTERNALDATE"
+
+
+def chunk_size(need: FetchNeed) -> int:
+    return CHUNK if FetchNeed.BODY in need else META_CHUNK
 
 
 class RenderCache:
-    """Bounded LRU of rendered ENVELOPE/BODY/BODYSTRUCTURE bytes per message."""
+    """Bounded LRU of what never changes for a UID (ARCHITECTURE.md: the bytes served for
+    a UID never change): rendered ENVELOPE/BODY/BODYSTRUCTURE, RFC822.SIZE, INTERNALDATE
+    and SEARCH's derived header values, per (mailbox id, UIDVALIDITY, UID)."""
 
     def __init__(self, max_messages: int = 20_000) -> None:
         self.max_messages = max_messages
-        self._entries: OrderedDict[tuple[str, int, int], dict[str, Raw]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
 
-    def get(self, key: tuple[str, int, int], item: str) -> Raw | None:
+    def get(self, key: tuple[str, int, int], item: str) -> Any:
         entry = self._entries.get(key)
         if entry is None:
             return None
         self._entries.move_to_end(key)
         return entry.get(item)
 
-    def put(self, key: tuple[str, int, int], item: str, value: Raw) -> None:
+    def entry(self, key: tuple[str, int, int]) -> dict[str, Any] | None:
+        """Every cached item of one message (the cache's own dict: read, do not modify)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[str, int, int], item: str, value: Any) -> None:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = {}
@@ -125,8 +148,9 @@ async def fetch(session: ImapSession, command: c.Fetch) -> Reply:
         attributes.append(c.FetchAttribute("MODSEQ"))
     need = fetch_need(attributes, read_only=selected.read_only)
     missing = 0
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
+    size = chunk_size(need)
+    for start in range(0, len(entries), size):
+        chunk = entries[start : start + size]
         got = await _fetch_chunk(session, selected, chunk, attributes, need, command)
         missing += len(chunk) - got
     if missing and not command.uid:
@@ -149,19 +173,39 @@ async def _fetch_chunk(
     wanted = [a.name if a.section is None else "" for a in attributes]
     summary_items = {_summary_item(n) for n in wanted if n in SUMMARY_ITEMS or n == "BODY"}
     chunk_need = need
-    # Take the cached renderings now, so that an eviction while this chunk is being
-    # written cannot leave a message without its ENVELOPE.
-    cached: dict[tuple[int, str], Raw] = {}
+    # Take the cached items now, so that an eviction while this chunk is being written
+    # cannot leave a message without its ENVELOPE; what every message of the chunk has
+    # cached is not asked of the backend at all.
+    cached: dict[tuple[int, str], Any] = {}
+    wanted: dict[str, FetchNeed] = {}
     if FetchNeed.SUMMARY in need:
+        wanted.update((item, FetchNeed.SUMMARY) for item in summary_items)
+    if FetchNeed.SIZE in need:
+        wanted[SIZE_ITEM] = FetchNeed.SIZE
+    if FetchNeed.INTERNALDATE in need:
+        wanted[DATE_ITEM] = FetchNeed.INTERNALDATE
+    if wanted:
+        complete = dict.fromkeys(wanted, 0)
         for e in chunk:
-            for item in summary_items:
-                hit = RENDER_CACHE.get((box, validity, e.uid), item)
+            entry = RENDER_CACHE.entry((box, validity, e.uid))
+            if entry is None:
+                continue
+            for item in wanted:
+                hit = entry.get(item)
                 if hit is not None:
                     cached[(e.uid, item)] = hit
-        if len(cached) == len(chunk) * len(summary_items):
-            chunk_need &= ~FetchNeed.SUMMARY
+                    complete[item] += 1
+        for item_need in set(wanted.values()):
+            if all(complete[i] == len(chunk) for i, n in wanted.items() if n == item_need):
+                chunk_need &= ~item_need
     uids = [e.uid for e in chunk]
     data = await session.backend.fetch(box, uids, chunk_need)
+    if chunk_need & (FetchNeed.SIZE | FetchNeed.INTERNALDATE):
+        for d in data:
+            if d.size is not None:
+                RENDER_CACHE.put((box, validity, d.uid), SIZE_ITEM, d.size)
+            if d.internaldate is not None:
+                RENDER_CACHE.put((box, validity, d.uid), DATE_ITEM, d.internaldate)
     if command.changed_since is not None:
         data = [d for d in data if d.modseq > command.changed_since]
     seen_now = await _implicit_seen(session, selected, data, attributes)
@@ -225,12 +269,13 @@ def _items(
     message: MessageData,
     attributes: list[c.FetchAttribute],
     include_flags: bool,
-    cached: dict[tuple[int, str], Raw],
+    cached: dict[tuple[int, str], Any],
     *,
     condstore: bool = False,
 ) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
-    key = (selected.mailbox_id, selected.uidvalidity, message.uid)
+    uid = message.uid
+    key = (selected.mailbox_id, selected.uidvalidity, uid)
     flags_sent = False
     for attr in attributes:
         name = attr.name
@@ -240,13 +285,15 @@ def _items(
             items.append(("FLAGS", _flags(selected, message)))
             flags_sent = True
         elif name == "INTERNALDATE":
-            items.append(("INTERNALDATE", message.internaldate))
+            date = message.internaldate
+            items.append(("INTERNALDATE", cached[(uid, DATE_ITEM)] if date is None else date))
         elif name == "RFC822.SIZE":
-            items.append(("RFC822.SIZE", message.size))
+            size = message.size
+            items.append(("RFC822.SIZE", cached[(uid, SIZE_ITEM)] if size is None else size))
         elif name == "MODSEQ":
             items.append(("MODSEQ", Raw(b"(%d)" % message.modseq)))
         elif name in SUMMARY_ITEMS or (name == "BODY" and attr.section is None):
-            items.append((name, cached.get((message.uid, name)) or _summary(key, name, message)))
+            items.append((name, cached.get((uid, name)) or _summary(key, name, message)))
         elif name == "RFC822":
             items.append(("RFC822", message.body or b""))
         elif name == "RFC822.HEADER":

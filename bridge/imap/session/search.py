@@ -3,30 +3,46 @@
 RFC 3501 §6.4.4 (every search key), §6.4.8 (UID SEARCH); RFC 4731 (ESEARCH: RETURN
 (MIN MAX COUNT ALL)); RFC 7162 §3.1.5 (MODSEQ search key and the (MODSEQ n) result).
 
-Theory of operation. The key tree decides the ``FetchNeed``: flag keys need FLAGS, date
-keys INTERNALDATE, size keys SIZE, SENT* keys the SUMMARY (which carries the parsed Date),
-header and text keys the BODY. Keys that only name sequence numbers or UIDs need nothing
-from the backend. Messages are evaluated chunk by chunk so that a text search over a large
-mailbox holds only ``CHUNK`` bodies at a time. The parser already refused charsets other
-than UTF-8 and US-ASCII with ``NO [BADCHARSET (UTF-8 US-ASCII)]``.
+Theory of operation. Keys are sorted by what they read:
+
+- Session keys (flags, KEYWORD, NEW/OLD/RECENT, ALL, UID, sequence sets, MODSEQ) are
+  answered from the session's own view (``SelectedMailbox.current_state``: what the
+  client was told plus the queued updates, i.e. what the backend announced), with no
+  backend call. The session-only conjuncts of a top-level AND run first and narrow the
+  messages the other keys look at.
+- Date and size keys read INTERNALDATE and RFC822.SIZE, SENT* keys the Date header's date
+  from the SUMMARY, FROM/TO/CC/BCC/SUBJECT (and HEADER naming one of those) the decoded
+  header values. All of these never change for a UID, so they are kept in
+  ``fetch.RENDER_CACHE`` next to the rendered ENVELOPE; a chunk of messages that has them
+  all cached needs no backend call. Otherwise one backend call per chunk loads them
+  (``META_CHUNK`` messages, or ``CHUNK`` when bodies are needed), and header values are
+  taken from the header block alone, without a MIME scan of the body.
+- HEADER (other fields), BODY and TEXT read the body, chunk by chunk, so that a text
+  search over a large mailbox holds only ``CHUNK`` bodies at a time.
+
+Matching is the case-insensitive substring test of ``mime.text.contains_ci`` with the
+haystacks casefolded once. The parser already refused charsets other than UTF-8 and
+US-ASCII with ``NO [BADCHARSET (UTF-8 US-ASCII)]``.
 
 Must not import: bridge.graph, bridge.store, bridge.sync, bridge.imap.server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.backend.types import FetchNeed, MessageData
-from bridge.imap.session.fetch import CHUNK
+from bridge.backend.types import FetchNeed
+from bridge.imap.session.fetch import DATE_ITEM, RENDER_CACHE, SIZE_ITEM, chunk_size
 from bridge.imap.session.reply import Reply
-from bridge.imap.session.selected import SelectedMailbox, ViewEntry
+from bridge.imap.session.selected import SelectedMailbox
 from bridge.imap.wire import commands as c
 from bridge.imap.wire.responses import untagged
 from bridge.imap.wire.sequence import format_sequence_set
-from bridge.mime.structure import MessagePart, parse_structure
-from bridge.mime.text import contains_ci, header_values, searchable_text
+from bridge.mime.headers import HeaderField
+from bridge.mime.structure import MessagePart, header_end, parse_structure
+from bridge.mime.text import contains_ci, field_values, searchable_text, top_fields
 
 if TYPE_CHECKING:
     from bridge.imap.session.core import ImapSession
@@ -43,6 +59,7 @@ _HEADER_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", 
 
 
 def search_need(key: c.SearchKey) -> FetchNeed:
+    """What evaluating ``key`` needs from the backend when nothing is cached or known."""
     op = key.op
     if op in ("AND", "OR", "NOT"):
         need = FetchNeed.NONE
@@ -67,118 +84,258 @@ def search_need(key: c.SearchKey) -> FetchNeed:
     return FetchNeed.NONE
 
 
+_SESSION_OPS = frozenset(
+    {*_FLAG_KEYS, *_UNFLAG_KEYS, "ALL", "KEYWORD", "UNKEYWORD", "NEW", "OLD", "RECENT"}
+    | {"UID", "SEQ", "MODSEQ"}
+)
+_DATE_OPS = frozenset({"BEFORE", "ON", "SINCE"})
+_SIZE_OPS = frozenset({"LARGER", "SMALLER"})
+_SENT_OPS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
+#: Cache items of fetch.RENDER_CACHE that SEARCH adds (never change for a UID).
+SENT_ITEM = "SENT"  # (date | None,): the Date header's date; a tuple so None is a value
+HEADERS_ITEM = "HEADERS"  # {lower-case field name: casefolded decoded values}
+#: The header fields whose decoded values SEARCH keeps per message (RFC 3501 §6.4.4
+#: FROM/TO/CC/BCC/SUBJECT, and HEADER naming one of them).
+SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
+
+
 def _uses_modseq(key: c.SearchKey) -> bool:
     if key.op == "MODSEQ":
         return True
     return any(isinstance(a, c.SearchKey) and _uses_modseq(a) for a in key.args)
 
 
-class _Candidate:
-    """One message under evaluation; parses the body at most once, and only if asked."""
+def _children(key: c.SearchKey) -> list[c.SearchKey]:
+    return [a for a in key.args if isinstance(a, c.SearchKey)]
 
-    __slots__ = ("_root", "_text", "data", "entry", "recent")
 
-    def __init__(self, entry: ViewEntry, data: MessageData, recent: bool) -> None:
-        self.entry = entry
-        self.data = data
-        self.recent = recent
+def session_only(key: c.SearchKey) -> bool:
+    """True when ``key`` can be answered from the session's own view (flags, modseqs,
+    \\Recent, UIDs, sequence numbers) without any data from the backend."""
+    if key.op in ("AND", "OR", "NOT"):
+        return all(session_only(k) for k in _children(key))
+    return key.op in _SESSION_OPS
+
+
+def _header_field(key: c.SearchKey) -> str | None:
+    """The cached header field a FROM/TO/CC/BCC/SUBJECT/HEADER key reads, if any."""
+    if key.op in _HEADER_KEYS:
+        return key.op.lower()
+    if key.op == "HEADER" and str(key.args[0]).lower() in SEARCH_FIELDS:
+        return str(key.args[0]).lower()
+    return None
+
+
+class _Wants:
+    """Which per-message data the data-dependent part of a SEARCH program reads."""
+
+    __slots__ = ("body", "date", "headers", "sent", "size")
+
+    def __init__(self, key: c.SearchKey) -> None:
+        self.date = self.size = self.sent = self.headers = self.body = False
+        self._walk(key)
+
+    def _walk(self, key: c.SearchKey) -> None:
+        op = key.op
+        if op in ("AND", "OR", "NOT"):
+            for k in _children(key):
+                self._walk(k)
+        elif op in _DATE_OPS:
+            self.date = True
+        elif op in _SIZE_OPS:
+            self.size = True
+        elif op in _SENT_OPS:
+            self.sent = True
+        elif _header_field(key) is not None:
+            self.headers = True
+        elif op in ("HEADER", "BODY", "TEXT"):
+            self.body = True
+
+    def max_need(self) -> FetchNeed:
+        """The backend need when nothing is cached."""
+        need = FetchNeed.NONE
+        if self.date:
+            need |= FetchNeed.INTERNALDATE
+        if self.size:
+            need |= FetchNeed.SIZE
+        if self.sent:
+            need |= FetchNeed.SUMMARY
+        if self.headers or self.body:
+            need |= FetchNeed.BODY
+        return need
+
+
+class _View:
+    """The selected mailbox's state for one SEARCH, as the backend announced it."""
+
+    def __init__(self, selected: SelectedMailbox) -> None:
+        self.live, self.flags, self.modseqs = selected.current_state()
+        self.recent = selected.recent_uids
+        all_uids = selected.uids
+        self.largest_uid = all_uids[-1] if all_uids else 0
+        self.exists = len(all_uids)  # ghosts keep their numbers until EXPUNGE is sent
+        self._all_uids = all_uids
+        self._seq: dict[int, int] | None = None
+
+    def seq(self, uid: int) -> int:
+        if self._seq is None:
+            self._seq = {u: i + 1 for i, u in enumerate(self._all_uids)}
+        return self._seq[uid]
+
+
+UidPredicate = Callable[[int], bool]
+
+
+def _compile_session(key: c.SearchKey, view: _View) -> UidPredicate:
+    """A predicate over UIDs for a session-only key (see ``session_only``)."""
+    op, args = key.op, key.args
+    flags, recent = view.flags, view.recent
+    if op == "AND":
+        parts = [_compile_session(k, view) for k in _children(key)]
+        return lambda uid: all(p(uid) for p in parts)
+    if op == "OR":
+        a, b = (_compile_session(k, view) for k in _children(key))
+        return lambda uid: a(uid) or b(uid)
+    if op == "NOT":
+        inner = _compile_session(_children(key)[0], view)
+        return lambda uid: not inner(uid)
+    if op == "ALL":
+        return lambda uid: True
+    if op in _FLAG_KEYS:
+        flag = _FLAG_KEYS[op]
+        return lambda uid: flag in flags[uid]
+    if op in _UNFLAG_KEYS:
+        flag = _UNFLAG_KEYS[op]
+        return lambda uid: flag not in flags[uid]
+    if op == "RECENT":
+        return lambda uid: uid in recent
+    if op == "OLD":
+        return lambda uid: uid not in recent
+    if op == "NEW":
+        return lambda uid: uid in recent and "\\Seen" not in flags[uid]
+    if op in ("KEYWORD", "UNKEYWORD"):
+        # IMAP keywords compare case-insensitively (RFC 3501 §2.3.2 practice).
+        word = str(args[0]).lower()
+        wanted = op == "KEYWORD"
+        return lambda uid: any(f.lower() == word for f in flags[uid]) is wanted
+    if op == "UID":
+        uidset = args[0]
+        assert isinstance(uidset, c.SequenceSet)
+        largest = view.largest_uid
+        return lambda uid: uidset.contains(uid, largest)
+    if op == "SEQ":
+        seqset = args[0]
+        assert isinstance(seqset, c.SequenceSet)
+        exists = view.exists
+        return lambda uid: seqset.contains(view.seq(uid), exists)
+    if op == "MODSEQ":
+        floor, modseqs = _number(args[0]), view.modseqs
+        return lambda uid: modseqs[uid] >= floor
+    raise ValueError(f"not a session key: {op}")
+
+
+class _Message:
+    """One message's data for the data-dependent keys; parses the body at most once,
+    and only as far as asked (the header block alone for header keys)."""
+
+    __slots__ = (
+        "_end",
+        "_fields",
+        "_root",
+        "_text",
+        "body",
+        "date",
+        "headers",
+        "sent",
+        "size",
+        "uid",
+    )
+
+    def __init__(self, uid: int) -> None:
+        self.uid = uid
+        self.date: datetime | None = None
+        self.size: int | None = None
+        self.sent: date | None = None
+        self.headers: dict[str, tuple[str, ...]] | None = None
+        self.body = b""
+        self._end: int | None = None
+        self._fields: tuple[HeaderField, ...] | None = None
         self._root: MessagePart | None = None
         self._text: str | None = None
 
     @property
-    def body(self) -> bytes:
-        return self.data.body or b""
+    def header_end(self) -> int:
+        if self._end is None:
+            self._end = header_end(self.body, 0, len(self.body))
+        return self._end
 
     @property
-    def root(self) -> MessagePart:
-        if self._root is None:
-            self._root = parse_structure(self.body)
-        return self._root
+    def fields(self) -> tuple[HeaderField, ...]:
+        if self._fields is None:
+            self._fields = top_fields(self.body)
+        return self._fields
 
-    def headers(self, name: str) -> list[str]:
-        return header_values(self.body, name, self.root)
+    def header_values(self, name: str) -> list[str]:
+        return field_values(self.body, self.fields, name)
 
     @property
     def text(self) -> str:
+        """Casefolded searchable text of the body (RFC 3501 §6.4.4 BODY)."""
         if self._text is None:
-            self._text = searchable_text(self.body, self.root)
+            if self._root is None:
+                self._root = parse_structure(self.body)
+            self._text = searchable_text(self.body, self._root).casefold()
         return self._text
 
 
-def _sent(candidate: _Candidate) -> date | None:
-    summary = candidate.data.summary
-    value = getattr(summary, "sent_date", None)
-    if not value:
-        return None
-    # RFC 3501 §6.4.4: "disregarding time and timezone" — the date as written.
-    return datetime.fromisoformat(value).date()
+MessagePredicate = Callable[[_Message], bool]
 
 
-def matches(key: c.SearchKey, m: _Candidate, selected: SelectedMailbox, largest_uid: int) -> bool:
+def _compile(key: c.SearchKey, view: _View) -> MessagePredicate:
+    """A predicate over loaded messages for any key (RFC 3501 §6.4.4)."""
+    if session_only(key):
+        inner = _compile_session(key, view)
+        return lambda m: inner(m.uid)
     op, args = key.op, key.args
-    flags = m.data.flags or frozenset()
     if op == "AND":
-        return all(matches(k, m, selected, largest_uid) for k in args if isinstance(k, c.SearchKey))
+        parts = [_compile(k, view) for k in _children(key)]
+        return lambda m: all(p(m) for p in parts)
     if op == "OR":
-        a, b = args
-        assert isinstance(a, c.SearchKey) and isinstance(b, c.SearchKey)
-        return matches(a, m, selected, largest_uid) or matches(b, m, selected, largest_uid)
+        a, b = (_compile(k, view) for k in _children(key))
+        return lambda m: a(m) or b(m)
     if op == "NOT":
-        inner = args[0]
-        assert isinstance(inner, c.SearchKey)
-        return not matches(inner, m, selected, largest_uid)
-    if op == "ALL":
-        return True
-    if op in _FLAG_KEYS:
-        return _FLAG_KEYS[op] in flags
-    if op in _UNFLAG_KEYS:
-        return _UNFLAG_KEYS[op] not in flags
-    if op == "RECENT":
-        return m.recent
-    if op == "OLD":
-        return not m.recent
-    if op == "NEW":
-        return m.recent and "\\Seen" not in flags
-    if op in ("KEYWORD", "UNKEYWORD"):
-        # IMAP keywords compare case-insensitively (RFC 3501 §2.3.2 practice).
-        word = str(args[0]).lower()
-        present = any(f.lower() == word for f in flags)
-        return present if op == "KEYWORD" else not present
-    if op == "LARGER":
-        return (m.data.size or 0) > _number(args[0])
-    if op == "SMALLER":
-        return (m.data.size or 0) < _number(args[0])
-    if op in ("BEFORE", "ON", "SINCE"):
-        if m.data.internaldate is None:
-            return False
-        return _compare_date(op, m.data.internaldate.date(), args[0])
-    if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-        sent = _sent(m)
-        return sent is not None and _compare_date(op[4:], sent, args[0])
-    if op in _HEADER_KEYS:
-        needle = str(args[0])
-        return any(contains_ci(v, needle) for v in m.headers(_HEADER_KEYS[op]))
+        negated = _compile(_children(key)[0], view)
+        return lambda m: not negated(m)
+    if op in _SIZE_OPS:
+        limit = _number(args[0])
+        if op == "LARGER":
+            return lambda m: (m.size or 0) > limit
+        return lambda m: (m.size or 0) < limit
+    if op in _DATE_OPS:
+        wanted = args[0]
+        return lambda m: m.date is not None and _compare_date(op, m.date.date(), wanted)
+    if op in _SENT_OPS:
+        # RFC 3501 §6.4.4: "disregarding time and timezone" — the date as written.
+        wanted = args[0]
+        return lambda m: m.sent is not None and _compare_date(op[4:], m.sent, wanted)
+    field = _header_field(key)
+    if field is not None:
+        # RFC 3501 §6.4.4: HEADER with an empty string matches every message that has
+        # the field; "" is in every string, so the same test covers it.
+        needle = str(args[-1]).casefold()
+        return lambda m: any(needle in v for v in (m.headers or {}).get(field, ()))
     if op == "HEADER":
-        name, needle = str(args[0]), str(args[1])
-        # RFC 3501 §6.4.4: an empty string matches every message that has the field.
-        return any(contains_ci(v, needle) for v in m.headers(name))
+        name, raw_needle = str(args[0]), str(args[1])
+        return lambda m: any(contains_ci(v, raw_needle) for v in m.header_values(name))
     if op == "BODY":
-        return contains_ci(m.text, str(args[0]))
+        needle = str(args[0]).casefold()
+        return lambda m: needle in m.text
     if op == "TEXT":
-        needle = str(args[0])
-        header_end = m.root.body_start
-        header_text = m.body[:header_end].decode("utf-8", "replace")
-        return contains_ci(header_text, needle) or contains_ci(m.text, needle)
-    if op == "UID":
-        uidset = args[0]
-        assert isinstance(uidset, c.SequenceSet)
-        return uidset.contains(m.entry.uid, largest_uid)
-    if op == "SEQ":
-        seqset = args[0]
-        assert isinstance(seqset, c.SequenceSet)
-        return seqset.contains(m.entry.seq, selected.exists)
-    if op == "MODSEQ":
-        return m.data.modseq >= _number(args[0])
+        needle = str(args[0]).casefold()
+        return lambda m: (
+            needle in m.body[: m.header_end].decode("utf-8", "replace").casefold()
+            or needle in m.text
+        )
     raise ValueError(f"unknown search key {op}")
 
 
@@ -195,35 +352,114 @@ def _compare_date(op: str, value: date, wanted: Any) -> bool:
     return bool(value >= wanted)
 
 
+def _split(key: c.SearchKey) -> tuple[list[c.SearchKey], list[c.SearchKey]]:
+    """A top-level AND's session-only conjuncts and the rest (which need data)."""
+    parts = _children(key) if key.op == "AND" else [key]
+    cheap = [k for k in parts if session_only(k)]
+    return cheap, [k for k in parts if not session_only(k)]
+
+
+def _sent_of(summary: Any) -> date | None:
+    value = getattr(summary, "sent_date", None)
+    return datetime.fromisoformat(value).date() if value else None
+
+
+def _searched_headers(message: _Message) -> dict[str, tuple[str, ...]]:
+    return {
+        name: tuple(v.casefold() for v in message.header_values(name)) for name in SEARCH_FIELDS
+    }
+
+
+async def _load(
+    session: ImapSession, view_box: tuple[str, int], uids: list[int], wants: _Wants
+) -> list[_Message]:
+    """The data ``wants`` for ``uids``: from RENDER_CACHE where every message has it,
+    otherwise from one backend call for the chunk (and remembered for next time)."""
+    assert session.backend is not None
+    box, validity = view_box
+    messages = [_Message(uid) for uid in uids]
+    need = FetchNeed.NONE
+    for m in messages:
+        entry = RENDER_CACHE.entry((box, validity, m.uid))
+        if entry is None:
+            need = wants.max_need()
+            continue
+        if wants.date:
+            m.date = entry.get(DATE_ITEM)
+            if m.date is None:
+                need |= FetchNeed.INTERNALDATE
+        if wants.size:
+            m.size = entry.get(SIZE_ITEM)
+            if m.size is None:
+                need |= FetchNeed.SIZE
+        if wants.sent:
+            sent = entry.get(SENT_ITEM)
+            if sent is None:
+                need |= FetchNeed.SUMMARY
+            else:
+                m.sent = sent[0]
+        if wants.headers:
+            m.headers = entry.get(HEADERS_ITEM)
+            if m.headers is None:
+                need |= FetchNeed.BODY
+    if wants.body:
+        need |= FetchNeed.BODY
+    if need == FetchNeed.NONE:
+        return messages
+    datas = await session.backend.fetch(box, uids, need)
+    by_uid = {m.uid: m for m in messages}
+    loaded = []
+    for data in datas:
+        m = by_uid.get(data.uid)
+        if m is None:
+            continue
+        key = (box, validity, m.uid)
+        if data.internaldate is not None:
+            m.date = data.internaldate
+            RENDER_CACHE.put(key, DATE_ITEM, m.date)
+        if data.size is not None:
+            m.size = data.size
+            RENDER_CACHE.put(key, SIZE_ITEM, m.size)
+        if FetchNeed.SUMMARY in need and data.summary is not None:
+            m.sent = _sent_of(data.summary)
+            RENDER_CACHE.put(key, SENT_ITEM, (m.sent,))
+        if data.body is not None:
+            m.body = data.body
+            if wants.headers and m.headers is None:
+                m.headers = _searched_headers(m)
+                RENDER_CACHE.put(key, HEADERS_ITEM, m.headers)
+        loaded.append(m)
+    # A message the backend no longer has (expunged, the event not yet here) is no hit.
+    return loaded
+
+
 async def search(session: ImapSession, command: c.Search) -> Reply:
     selected = session.selected
     assert selected is not None and session.backend is not None
     modseq_key = _uses_modseq(command.criteria)
     if modseq_key:
         await session.enable_condstore()  # RFC 7162 §3.1
-    need = search_need(command.criteria)
-    entries = [ViewEntry(i + 1, uid) for i, uid in enumerate(selected.uids)]
-    largest_uid = entries[-1].uid if entries else 0
-    hits: list[ViewEntry] = []
-    highest = 0
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
-        if need == FetchNeed.NONE:
-            datas = [
-                MessageData(uid=e.uid, modseq=selected.modseq_of(e.uid))
-                for e in chunk
-                if not selected.is_expunged(e.uid)
-            ]
-        else:
-            datas = await session.backend.fetch(selected.mailbox_id, [e.uid for e in chunk], need)
-        by_uid = {e.uid: e for e in chunk}
-        for data in datas:
-            entry = by_uid[data.uid]
-            recent = "\\Recent" in selected.flags_of(data.uid)
-            if matches(command.criteria, _Candidate(entry, data, recent), selected, largest_uid):
-                hits.append(entry)
-                highest = max(highest, data.modseq)
-    numbers = [e.uid if command.uid else e.seq for e in hits]
+    view = _View(selected)
+    cheap, costly = _split(command.criteria)
+    # Session-only conjuncts first: they need no data and narrow what must be loaded.
+    candidates = view.live
+    for key in cheap:
+        predicate = _compile_session(key, view)
+        candidates = [uid for uid in candidates if predicate(uid)]
+    if costly:
+        rest = costly[0] if len(costly) == 1 else c.SearchKey("AND", tuple(costly))
+        wants = _Wants(rest)
+        matcher = _compile(rest, view)
+        size = chunk_size(wants.max_need())
+        hits: list[int] = []
+        for start in range(0, len(candidates), size):
+            chunk = candidates[start : start + size]
+            loaded = await _load(session, (selected.mailbox_id, selected.uidvalidity), chunk, wants)
+            hits.extend(m.uid for m in loaded if matcher(m))
+    else:
+        hits = candidates
+    highest = max((view.modseqs.get(uid, 0) for uid in hits), default=0) if modseq_key else 0
+    numbers = hits if command.uid else [view.seq(uid) for uid in hits]
     if command.return_opts is None:
         line = "SEARCH" + "".join(f" {n}" for n in numbers)
         if modseq_key and numbers:

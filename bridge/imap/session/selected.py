@@ -111,6 +111,34 @@ class SelectedMailbox:
     def modseq_of(self, uid: int) -> int:
         return self._modseq.get(uid, 0)
 
+    def current_state(self) -> tuple[list[int], dict[int, frozenset[str]], dict[int, int]]:
+        """Live UIDs of the view (ghosts left out) with their flags and modseqs as the
+        backend announced them: what the client was told, overlaid with the queued
+        ``FlagsChanged`` updates (a queued update older than what the client knows is
+        stale and ignored, as in ``flush``). Flags exclude \\Recent.
+
+        Backends announce every change on their ``EventBus`` once it is durable
+        (protocol.py), so this equals the backend's own state and SEARCH can evaluate
+        flag keys without asking it. The returned objects may be the session's own:
+        callers must not modify them.
+        """
+        uids, flags, modseqs = self._uids, self._flags, self._modseq
+        if self._pending_flags:
+            flags, modseqs = dict(flags), dict(modseqs)
+            for uid, info in self._pending_flags.items():
+                if uid in flags and info.modseq >= modseqs.get(uid, 0):
+                    flags[uid] = info.flags
+                    modseqs[uid] = info.modseq
+        if self._pending_expunge:
+            gone = self._pending_expunge
+            uids = [uid for uid in uids if uid not in gone]
+        return uids, flags, modseqs
+
+    @property
+    def recent_uids(self) -> set[int]:
+        """The \\Recent messages this session owns (its own set: do not modify)."""
+        return self._recent
+
     def is_expunged(self, uid: int) -> bool:
         """True for a ghost: expunged in the backend, not yet reported to the client."""
         return uid in self._pending_expunge
