@@ -174,6 +174,8 @@ class _Cursor:
     def skip_cfws(self) -> None:
         """Skip whitespace and (nested) comments, RFC 5322 §3.2.2."""
         text = self.text
+        if self.pos < len(text) and text[self.pos] not in " \t\r\n(":
+            return  # the common case: nothing to skip
         while True:
             # A regex skips a run of whitespace in C rather than char by char.
             self.pos = _WSP_RUN.match(text, self.pos).end()  # type: ignore[union-attr]

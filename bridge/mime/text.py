@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import html
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
@@ -34,6 +35,7 @@ from bridge.mime.headers import (
 from bridge.mime.structure import MessagePart, PartKind, header_end, parse_structure
 
 __all__ = [
+    "TextPart",
     "addresses",
     "contains_ci",
     "decode_body",
@@ -43,8 +45,10 @@ __all__ = [
     "field_values",
     "header_values",
     "message_id",
+    "parts_text",
     "searchable_text",
     "sent_date",
+    "text_parts",
     "to_text",
     "top_fields",
 ]
@@ -206,6 +210,53 @@ def _leaves(part: MessagePart) -> list[MessagePart]:
     return [part]
 
 
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """Where one text/* leaf's body lies and how to decode it: what SEARCH BODY/TEXT read.
+
+    A message's text parts are a few offsets and names, so a caller can keep them per
+    message and turn the bytes into searchable text again without a MIME scan.
+    """
+
+    body_start: int
+    end: int
+    encoding: str | None
+    charset: str | None
+    html: bool
+
+
+def text_parts(message: bytes, root: MessagePart | None = None) -> tuple[TextPart, ...]:
+    """The text/* leaves of ``message``, in order (forwarded messages' included)."""
+    tree = root if root is not None else parse_structure(message)
+    parts: list[TextPart] = []
+    for leaf in _leaves(tree):
+        if leaf.media.maintype.lower() != "text":
+            continue
+        cte = find_field(leaf.fields, "Content-Transfer-Encoding")
+        parts.append(
+            TextPart(
+                leaf.body_start,
+                leaf.end,
+                parse_transfer_encoding(None if cte is None else cte.value(message)),
+                leaf.media.param("charset"),
+                leaf.media.subtype.lower() == "html",
+            )
+        )
+    return tuple(parts)
+
+
+def parts_text(message: bytes, parts: tuple[TextPart, ...]) -> str:
+    """``searchable_text`` from the ``text_parts`` of the same bytes."""
+    texts: list[str] = []
+    for part in parts:
+        raw = decode_transfer(message[part.body_start : part.end], part.encoding)
+        text = to_text(raw, part.charset)
+        if part.html:
+            text = html.unescape(_TAG.sub(" ", text))
+        texts.append(text)
+    return "\n".join(texts)
+
+
 def searchable_text(message: bytes, root: MessagePart | None = None) -> str:
     """The decoded text of every text/* part, for SEARCH BODY and TEXT.
 
@@ -213,16 +264,7 @@ def searchable_text(message: bytes, root: MessagePart | None = None) -> str:
     removed and entities resolved so that "hello world" matches ``hello <b>world``.
     Parts inside forwarded messages count: they are part of the body.
     """
-    tree = root if root is not None else parse_structure(message)
-    texts: list[str] = []
-    for leaf in _leaves(tree):
-        if leaf.media.maintype.lower() != "text":
-            continue
-        text = to_text(decode_body(message, leaf), leaf.media.param("charset"))
-        if leaf.media.subtype.lower() == "html":
-            text = html.unescape(_TAG.sub(" ", text))
-        texts.append(text)
-    return "\n".join(texts)
+    return parts_text(message, text_parts(message, root))
 
 
 def contains_ci(haystack: str, needle: str) -> bool:

@@ -85,6 +85,7 @@ class Faults:
             self.latency = self.jitter = 0.0
             self.error_rate = self.reset_rate = 0.0
             self.error_status = 503
+            self.retry_after = 1.0
             self.delta_replay = self.delta_trailing_empty_page = False
             self.notification_drop_rate = self.notification_duplicate_rate = 0.0
             self.notification_delay = 0.0

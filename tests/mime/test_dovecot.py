@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,16 +96,31 @@ def _run_dovecot(messages: list[bytes], commands: list[str]) -> bytes:
         script = "a SELECT INBOX\r\n"
         script += "".join(f"c{i} {command}\r\n" for i, command in enumerate(commands))
         script += "z LOGOUT\r\n"
-        result = subprocess.run(
+        # stdin stays open until the LOGOUT is answered: Dovecot treats EOF on its input
+        # as a disconnect and may drop output still queued (seen on a loaded machine).
+        proc = subprocess.Popen(
             [DOVECOT_IMAP, "-c", config],
-            input=script.encode("ascii"),
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={"USER": user, "HOME": root, "PATH": "/usr/bin:/bin"},
-            timeout=60,
-            check=False,
         )
-        assert b"z OK" in result.stdout, result.stdout[-500:] + result.stderr[-500:]
-        return result.stdout
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(script.encode("ascii"))
+        proc.stdin.flush()
+        output = b""
+        deadline = time.monotonic() + 60
+        while b"\r\nz OK" not in output and time.monotonic() < deadline:
+            chunk = proc.stdout.read1(1 << 16)
+            if not chunk:
+                break
+            output += chunk
+        proc.stdin.close()
+        output += proc.stdout.read()
+        errors = proc.stderr.read() if proc.stderr is not None else b""
+        proc.wait(timeout=60)
+        assert b"z OK" in output, output[-500:] + errors[-500:]
+        return output
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -340,10 +340,17 @@ async def test_fetch_large_mailbox_streams_in_chunks(
     await client.C("a1 UID FETCH 1:* (FLAGS)")
     untagged, _ = client.responses_until("a1")
     assert len(untagged) == 450
+    # Flags only: the session's view has them, the backend is not asked.
+    assert calls == []
+    await client.C("a9 UID FETCH 1:* (FLAGS INTERNALDATE)")
+    untagged, _ = client.responses_until("a9")
+    assert len(untagged) == 450
     # No body needed: one large call (META_CHUNK), not one per CHUNK.
-    assert [n for n, _ in calls] == [450]
-    assert all(need == FetchNeed.FLAGS for _, need in calls)  # never bodies
+    assert calls == [(450, FetchNeed.FLAGS | FetchNeed.INTERNALDATE)]
     calls.clear()
+    await client.C("a8 UID FETCH 1:* (FLAGS INTERNALDATE)")
+    client.responses_until("a8")
+    assert calls == []  # INTERNALDATE never changes for a UID: cached
     await client.C("a0 UID FETCH 1:* (BODY.PEEK[])")
     untagged, _ = client.responses_until("a0")
     assert len(untagged) == 450

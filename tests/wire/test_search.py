@@ -204,3 +204,12 @@ def test_search_key_round_trip(key: SearchKey) -> None:
     got = events[0]
     assert isinstance(got, Search), (wire, got)
     assert got.criteria == key
+
+
+def test_a_lone_tilde_is_an_atom_not_literal8() -> None:
+    # RFC 3501 §9: "~" is an ATOM-CHAR; only "~{" opens a literal8 (RFC 3516).
+    events = [e for e in collect([b"a1 SEARCH BCC ~\r\n"]) if not isinstance(e, ContinuationNeeded)]
+    assert len(events) == 1 and isinstance(events[0], Search)
+    assert events[0].criteria == SearchKey("BCC", ("~",))
+    refused = collect([b"a2 SEARCH BCC ~{3}\r\nabc\r\n"])
+    assert any(isinstance(e, ProtocolError) and b"literal8" in e.response for e in refused)

@@ -3,12 +3,15 @@ CHANGEDSINCE (RFC 7162 §3.1.4-§3.1.5).
 
 Theory of operation. The requested attributes decide the ``FetchNeed`` so that a
 ``FETCH 1:* (FLAGS)`` never loads a body. Messages are fetched from the backend in chunks
-of ``CHUNK`` UIDs and each message's response is written as soon as it is rendered, so a
-FETCH of 10,000 messages never builds one giant bytes object. ENVELOPE, BODY and
-BODYSTRUCTURE of a UID never change (ARCHITECTURE.md: the bytes served for a UID never
-change), so their rendered bytes are kept in a bounded LRU keyed by
-(mailbox id, UIDVALIDITY, UID); a chunk whose summaries are all cached does not even ask
-the backend for them.
+of ``CHUNK`` UIDs when bodies are needed (``META_CHUNK`` otherwise) and each message's
+response is written as soon as it is rendered, so a FETCH of 10,000 messages never
+builds one giant bytes object. ENVELOPE, BODY, BODYSTRUCTURE, RFC822.SIZE and
+INTERNALDATE of a UID never change (ARCHITECTURE.md: the bytes served for a UID never
+change; RFC 3501 §2.3.3), so they are kept, rendered, in a bounded LRU keyed by
+(mailbox id, UIDVALIDITY, UID); what every message of a chunk has cached is not asked of
+the backend. Flags and modseqs come from the session's view (what the backend announced,
+``SelectedMailbox.current_state``) when nothing else is left to ask, so a warm
+``FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE)`` makes no backend call at all.
 
 Non-PEEK body fetches set ``\\Seen`` in a read-write mailbox and report the new FLAGS in
 the same response (RFC 3501 §6.4.5).
@@ -177,29 +180,32 @@ async def _fetch_chunk(
     # cannot leave a message without its ENVELOPE; what every message of the chunk has
     # cached is not asked of the backend at all.
     cached: dict[tuple[int, str], Any] = {}
-    wanted: dict[str, FetchNeed] = {}
+    items: dict[str, FetchNeed] = {}
     if FetchNeed.SUMMARY in need:
-        wanted.update((item, FetchNeed.SUMMARY) for item in summary_items)
+        items.update((item, FetchNeed.SUMMARY) for item in summary_items)
     if FetchNeed.SIZE in need:
-        wanted[SIZE_ITEM] = FetchNeed.SIZE
+        items[SIZE_ITEM] = FetchNeed.SIZE
     if FetchNeed.INTERNALDATE in need:
-        wanted[DATE_ITEM] = FetchNeed.INTERNALDATE
-    if wanted:
-        complete = dict.fromkeys(wanted, 0)
+        items[DATE_ITEM] = FetchNeed.INTERNALDATE
+    if items:
+        complete = dict.fromkeys(items, 0)
         for e in chunk:
             entry = RENDER_CACHE.entry((box, validity, e.uid))
             if entry is None:
                 continue
-            for item in wanted:
+            for item in items:
                 hit = entry.get(item)
                 if hit is not None:
                     cached[(e.uid, item)] = hit
                     complete[item] += 1
-        for item_need in set(wanted.values()):
-            if all(complete[i] == len(chunk) for i, n in wanted.items() if n == item_need):
+        for item_need in set(items.values()):
+            if all(complete[i] == len(chunk) for i, n in items.items() if n == item_need):
                 chunk_need &= ~item_need
-    uids = [e.uid for e in chunk]
-    data = await session.backend.fetch(box, uids, chunk_need)
+    if chunk_need & ~FetchNeed.FLAGS or any(a.sets_seen for a in attributes):
+        uids = [e.uid for e in chunk]
+        data = await session.backend.fetch(box, uids, chunk_need)
+    else:
+        data = _from_view(selected, chunk, chunk_need)
     if chunk_need & (FetchNeed.SIZE | FetchNeed.INTERNALDATE):
         for d in data:
             if d.size is not None:
@@ -231,6 +237,28 @@ async def _fetch_chunk(
             )
         )
     return len({d.uid for d in data}) if command.changed_since is None else len(chunk)
+
+
+def _from_view(
+    selected: SelectedMailbox, chunk: list[ViewEntry], need: FetchNeed
+) -> list[MessageData]:
+    """What the backend would answer when only flags (or nothing) are left to ask.
+
+    Everything else requested is cached, and the flags and modseqs the backend announced
+    are in the session's view (``SelectedMailbox.current_state``), so the backend is not
+    asked; a message it expunged (a ghost until EXPUNGE is sent) is left out, as the
+    backend would.
+    """
+    live, flags, modseqs = selected.current_state()
+    gone = len(live) < selected.exists
+    with_flags = FetchNeed.FLAGS in need
+    return [
+        MessageData(
+            uid=e.uid, flags=flags[e.uid] if with_flags else None, modseq=modseqs.get(e.uid, 0)
+        )
+        for e in chunk
+        if not (gone and selected.is_expunged(e.uid))
+    ]
 
 
 def _with(message: MessageData, info: MessageInfo) -> MessageData:

@@ -41,8 +41,8 @@ from bridge.imap.wire import commands as c
 from bridge.imap.wire.responses import untagged
 from bridge.imap.wire.sequence import format_sequence_set
 from bridge.mime.headers import HeaderField
-from bridge.mime.structure import MessagePart, header_end, parse_structure
-from bridge.mime.text import contains_ci, field_values, searchable_text, top_fields
+from bridge.mime.structure import parse_structure
+from bridge.mime.text import TextPart, contains_ci, field_values, parts_text, text_parts, top_fields
 
 if TYPE_CHECKING:
     from bridge.imap.session.core import ImapSession
@@ -58,32 +58,6 @@ _UNFLAG_KEYS = {"UN" + k: v for k, v in _FLAG_KEYS.items()}
 _HEADER_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To"}
 
 
-def search_need(key: c.SearchKey) -> FetchNeed:
-    """What evaluating ``key`` needs from the backend when nothing is cached or known."""
-    op = key.op
-    if op in ("AND", "OR", "NOT"):
-        need = FetchNeed.NONE
-        for arg in key.args:
-            if isinstance(arg, c.SearchKey):
-                need |= search_need(arg)
-        return need
-    if (
-        op in _FLAG_KEYS
-        or op in _UNFLAG_KEYS
-        or op in ("KEYWORD", "UNKEYWORD", "NEW", "OLD", "RECENT", "MODSEQ")
-    ):
-        return FetchNeed.FLAGS
-    if op in ("BEFORE", "ON", "SINCE"):
-        return FetchNeed.INTERNALDATE
-    if op in ("LARGER", "SMALLER"):
-        return FetchNeed.SIZE
-    if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-        return FetchNeed.SUMMARY
-    if op in _HEADER_KEYS or op in ("HEADER", "BODY", "TEXT"):
-        return FetchNeed.BODY
-    return FetchNeed.NONE
-
-
 _SESSION_OPS = frozenset(
     {*_FLAG_KEYS, *_UNFLAG_KEYS, "ALL", "KEYWORD", "UNKEYWORD", "NEW", "OLD", "RECENT"}
     | {"UID", "SEQ", "MODSEQ"}
@@ -94,6 +68,10 @@ _SENT_OPS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
 #: Cache items of fetch.RENDER_CACHE that SEARCH adds (never change for a UID).
 SENT_ITEM = "SENT"  # (date | None,): the Date header's date; a tuple so None is a value
 HEADERS_ITEM = "HEADERS"  # {lower-case field name: casefolded decoded values}
+#: (header end, text parts): where the header block ends and the text/* leaves lie, so
+#: BODY/TEXT decode a cached message's text without a MIME scan (Dovecot's index keeps
+#: the MIME structure for the same reason).
+PARTS_ITEM = "TEXTPARTS"
 #: The header fields whose decoded values SEARCH keeps per message (RFC 3501 §6.4.4
 #: FROM/TO/CC/BCC/SUBJECT, and HEADER naming one of them).
 SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
@@ -239,35 +217,42 @@ class _Message:
     and only as far as asked (the header block alone for header keys)."""
 
     __slots__ = (
-        "_end",
         "_fields",
-        "_root",
         "_text",
         "body",
         "date",
         "headers",
+        "key",
+        "layout",
         "sent",
         "size",
         "uid",
     )
 
-    def __init__(self, uid: int) -> None:
-        self.uid = uid
+    def __init__(self, key: tuple[str, int, int]) -> None:
+        self.key = key
+        self.uid = key[2]
         self.date: datetime | None = None
         self.size: int | None = None
         self.sent: date | None = None
         self.headers: dict[str, tuple[str, ...]] | None = None
+        self.layout: tuple[int, tuple[TextPart, ...]] | None = None
         self.body = b""
-        self._end: int | None = None
         self._fields: tuple[HeaderField, ...] | None = None
-        self._root: MessagePart | None = None
         self._text: str | None = None
 
+    def _layout(self) -> tuple[int, tuple[TextPart, ...]]:
+        if self.layout is None:
+            root = parse_structure(self.body)
+            self.layout = (root.body_start, text_parts(self.body, root))
+            RENDER_CACHE.put(self.key, PARTS_ITEM, self.layout)
+        return self.layout
+
     @property
-    def header_end(self) -> int:
-        if self._end is None:
-            self._end = header_end(self.body, 0, len(self.body))
-        return self._end
+    def header_text(self) -> str:
+        """The header block as text, casefolded (what TEXT matches besides the body)."""
+        end = self._layout()[0]
+        return self.body[:end].decode("utf-8", "replace").casefold()
 
     @property
     def fields(self) -> tuple[HeaderField, ...]:
@@ -282,9 +267,7 @@ class _Message:
     def text(self) -> str:
         """Casefolded searchable text of the body (RFC 3501 §6.4.4 BODY)."""
         if self._text is None:
-            if self._root is None:
-                self._root = parse_structure(self.body)
-            self._text = searchable_text(self.body, self._root).casefold()
+            self._text = parts_text(self.body, self._layout()[1]).casefold()
         return self._text
 
 
@@ -332,10 +315,7 @@ def _compile(key: c.SearchKey, view: _View) -> MessagePredicate:
         return lambda m: needle in m.text
     if op == "TEXT":
         needle = str(args[0]).casefold()
-        return lambda m: (
-            needle in m.body[: m.header_end].decode("utf-8", "replace").casefold()
-            or needle in m.text
-        )
+        return lambda m: needle in m.header_text or needle in m.text
     raise ValueError(f"unknown search key {op}")
 
 
@@ -377,13 +357,15 @@ async def _load(
     otherwise from one backend call for the chunk (and remembered for next time)."""
     assert session.backend is not None
     box, validity = view_box
-    messages = [_Message(uid) for uid in uids]
+    messages = [_Message((box, validity, uid)) for uid in uids]
     need = FetchNeed.NONE
     for m in messages:
-        entry = RENDER_CACHE.entry((box, validity, m.uid))
+        entry = RENDER_CACHE.entry(m.key)
         if entry is None:
             need = wants.max_need()
             continue
+        if wants.body:
+            m.layout = entry.get(PARTS_ITEM)
         if wants.date:
             m.date = entry.get(DATE_ITEM)
             if m.date is None:
@@ -410,10 +392,10 @@ async def _load(
     by_uid = {m.uid: m for m in messages}
     loaded = []
     for data in datas:
-        m = by_uid.get(data.uid)
-        if m is None:
+        found = by_uid.get(data.uid)
+        if found is None:
             continue
-        key = (box, validity, m.uid)
+        m, key = found, found.key
         if data.internaldate is not None:
             m.date = data.internaldate
             RENDER_CACHE.put(key, DATE_ITEM, m.date)

@@ -272,19 +272,23 @@ class _Reader:
         self.pos = 0
         return data
 
-    def string(self) -> bytes:
+    def at_literal(self) -> bool:
+        """A literal starts here: ``{`` or, for literal8 (RFC 3516), ``~{``. A lone ``~``
+        is an ordinary ATOM-CHAR (RFC 3501 §9)."""
         ch = self.peek()
-        if ch == 0x22:
+        return ch == 0x7B or (ch == 0x7E and self.line[self.pos + 1 : self.pos + 2] == b"{")
+
+    def string(self) -> bytes:
+        if self.peek() == 0x22:
             return self.quoted()
-        if ch in (0x7B, 0x7E):
+        if self.at_literal():
             return self.literal()
         raise self.fail("Expected a string")
 
     def astring(self, what: str = "string") -> bytes:
-        ch = self.peek()
-        if ch == 0x22:
+        if self.peek() == 0x22:
             return self.quoted()
-        if ch in (0x7B, 0x7E):
+        if self.at_literal():
             return self.literal()
         return self.match(_ASTRING, what)
 
@@ -612,7 +616,7 @@ def _append(r: _Reader, tag: str) -> Command:
     if r.peek() == 0x22:
         when = r.date_time()
         r.sp()
-    if r.peek() not in (0x7B, 0x7E):
+    if not r.at_literal():
         raise r.fail("APPEND message must be a literal")
     message = r.literal()
     if not r.at_end():
