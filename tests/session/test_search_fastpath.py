@@ -21,8 +21,11 @@ from hypothesis import strategies as st
 
 from bridge.backend.memory import MemoryAuthenticator, MemoryBackend
 from bridge.backend.types import FetchNeed, MessageData
+from bridge.imap.session.fetch import _render
 from bridge.imap.wire import commands as c
-from bridge.mime.structure import parse_structure
+from bridge.imap.wire.responses import render_fetch
+from bridge.imap.wire.serialize import Raw
+from bridge.mime.structure import header_end, parse_structure
 from bridge.mime.text import contains_ci, header_values, searchable_text
 from tests.corpus import build_corpus
 
@@ -373,3 +376,41 @@ async def test_fetch_from_view_and_cache_matches_the_backend() -> None:
         assert set(match.group(3).split()) == expected, uid
         assert int(match.group(5)) == data.size
         assert int(match.group(1)) == seq_of[uid]
+
+
+def _header_end_reference(data: bytes, start: int, end: int) -> int:
+    """mime.structure.header_end as it was before it stopped scanning past the header."""
+    if start >= end:
+        return end
+    if data[start] == 0x0A:
+        return start + 1
+    if data.startswith(b"\r\n", start, end):
+        return start + 2
+    lf = data.find(b"\n\n", start, end)
+    crlf = data.find(b"\n\r\n", start, end)
+    if lf < 0 and crlf < 0:
+        return end
+    if crlf < 0 or (0 <= lf < crlf):
+        return lf + 2
+    return crlf + 3
+
+
+@given(st.lists(st.sampled_from([b"a", b"\n", b"\r", b"\r\n", b" ", b":"]), max_size=40))
+def test_header_end_is_unchanged(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    for start in range(len(data) + 1):
+        for end in (len(data), max(start, len(data) - 3)):
+            assert header_end(data, start, end) == _header_end_reference(data, start, end)
+
+
+def test_fetch_fast_rendering_equals_render_fetch() -> None:
+    envelope = Raw(b'("date" "subj" NIL NIL NIL NIL NIL NIL NIL "<id@x>")')
+    cases: list[list[tuple[str, Any]]] = [
+        [("UID", 7), ("FLAGS", Raw(b"(\\Seen)")), ("ENVELOPE", envelope), ("RFC822.SIZE", 0)],
+        [("MODSEQ", Raw(b"(12)")), ("BODYSTRUCTURE", Raw(b'("text" "plain" NIL NIL NIL)'))],
+        [("UID", 1), ("INTERNALDATE", BASE), ("BODY[]", b"abc\r\n")],
+        [("UID", 2), ("FLAGS", ["\\Seen", "$X"])],
+        [],
+    ]
+    for items in cases:
+        assert _render(12, items) == render_fetch(12, items)

@@ -224,7 +224,7 @@ async def _fetch_chunk(
         if flags_changed is not None:
             message = _with(message, flags_changed)
         await session.emit(
-            render_fetch(
+            _render(
                 seq,
                 _items(
                     selected,
@@ -259,6 +259,30 @@ def _from_view(
         for e in chunk
         if not (gone and selected.is_expunged(e.uid))
     ]
+
+
+_ITEM_PREFIX: dict[str, bytes] = {}
+
+
+def _render(seq: int, items: list[tuple[str, Any]]) -> bytes:
+    """``render_fetch`` with the common values (pre-rendered ``Raw`` such as cached
+    ENVELOPEs and FLAGS, and numbers) joined directly: one bytes join per message
+    instead of a type dispatch per item; anything else goes through ``render_fetch``."""
+    parts = []
+    for name, value in items:
+        prefix = _ITEM_PREFIX.get(name)
+        if prefix is None:
+            prefix = name.encode("ascii") + b" "
+            if len(_ITEM_PREFIX) < 64:  # section names are the client's: keep a few
+                _ITEM_PREFIX[name] = prefix
+        kind = type(value)
+        if kind is Raw:
+            parts.append(prefix + value)
+        elif kind is int:
+            parts.append(prefix + b"%d" % value)
+        else:
+            return render_fetch(seq, items)
+    return b"* %d FETCH (%b)\r\n" % (seq, b" ".join(parts))
 
 
 def _with(message: MessageData, info: MessageInfo) -> MessageData:
@@ -347,7 +371,7 @@ def _flags(selected: SelectedMailbox, message: MessageData) -> Raw:
     flags = message.flags or frozenset()
     # Sending FLAGS tells the client the current state: remember it so a queued event
     # carrying the same flags is not reported again.
-    selected.note_flags(MessageInfo(uid=message.uid, flags=flags, modseq=message.modseq))
+    selected.note_told(message.uid, flags, message.modseq)
     return Raw(b"(" + format_flags(selected.flags_of(message.uid)) + b")")
 
 

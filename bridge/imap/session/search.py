@@ -29,6 +29,7 @@ Must not import: bridge.graph, bridge.store, bridge.sync, bridge.imap.server.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -155,10 +156,23 @@ class _View:
         self._all_uids = all_uids
         self._seq: dict[int, int] | None = None
 
-    def seq(self, uid: int) -> int:
+    def _seq_map(self) -> dict[int, int]:
         if self._seq is None:
-            self._seq = {u: i + 1 for i, u in enumerate(self._all_uids)}
-        return self._seq[uid]
+            count = len(self._all_uids)
+            self._seq = dict(zip(self._all_uids, range(1, count + 1), strict=True))
+        return self._seq
+
+    def seq(self, uid: int) -> int:
+        return self._seq_map()[uid]
+
+    def seqs(self, uids: list[int]) -> list[int]:
+        """Sequence numbers of ``uids`` (all in the view): a bisect each for a few, one
+        map of the whole mailbox for many."""
+        if len(uids) * 8 > len(self._all_uids):
+            seq = self._seq_map()
+            return [seq[uid] for uid in uids]
+        all_uids = self._all_uids
+        return [bisect_left(all_uids, uid) + 1 for uid in uids]
 
 
 UidPredicate = Callable[[int], bool]
@@ -426,8 +440,14 @@ async def search(session: ImapSession, command: c.Search) -> Reply:
     # Session-only conjuncts first: they need no data and narrow what must be loaded.
     candidates = view.live
     for key in cheap:
-        predicate = _compile_session(key, view)
-        candidates = [uid for uid in candidates if predicate(uid)]
+        flag = _FLAG_KEYS.get(key.op) or _UNFLAG_KEYS.get(key.op)
+        if flag is not None:
+            # The commonest SEARCH of all (UNSEEN, FLAGGED...): no call per message.
+            flags, wanted = view.flags, key.op in _FLAG_KEYS
+            candidates = [uid for uid in candidates if (flag in flags[uid]) is wanted]
+        else:
+            predicate = _compile_session(key, view)
+            candidates = [uid for uid in candidates if predicate(uid)]
     if costly:
         rest = costly[0] if len(costly) == 1 else c.SearchKey("AND", tuple(costly))
         wants = _Wants(rest)
@@ -441,9 +461,9 @@ async def search(session: ImapSession, command: c.Search) -> Reply:
     else:
         hits = candidates
     highest = max((view.modseqs.get(uid, 0) for uid in hits), default=0) if modseq_key else 0
-    numbers = hits if command.uid else [view.seq(uid) for uid in hits]
+    numbers = hits if command.uid else view.seqs(hits)
     if command.return_opts is None:
-        line = "SEARCH" + "".join(f" {n}" for n in numbers)
+        line = " ".join(["SEARCH", *map(str, numbers)])
         if modseq_key and numbers:
             line += f" (MODSEQ {highest})"
         await session.emit(untagged(line))

@@ -162,10 +162,16 @@ class SelectedMailbox:
 
     def note_flags(self, info: MessageInfo) -> None:
         """The client was just told ``info`` (a STORE or implicit \\Seen answer)."""
-        if info.uid in self._flags:
-            self._flags[info.uid] = info.flags
-            self._modseq[info.uid] = max(self._modseq.get(info.uid, 0), info.modseq)
-            self.highestmodseq = max(self.highestmodseq, info.modseq)
+        self.note_told(info.uid, info.flags, info.modseq)
+
+    def note_told(self, uid: int, flags: frozenset[str], modseq: int) -> None:
+        """``note_flags`` without building a ``MessageInfo`` (FETCH calls it per message)."""
+        if uid in self._flags:
+            self._flags[uid] = flags
+            if modseq > self._modseq.get(uid, 0):
+                self._modseq[uid] = modseq
+            if modseq > self.highestmodseq:
+                self.highestmodseq = modseq
 
     # -- events -----------------------------------------------------------------------
     def on_event(self, event: MailEvent) -> None:
@@ -301,4 +307,20 @@ def invalid_sequence(seqset: SequenceSet, exists: int) -> bool:
 
 def format_flags(flags: Iterable[str]) -> bytes:
     """Flags are atoms (the parser only admits atoms), so they go out verbatim."""
+    if isinstance(flags, frozenset):
+        # A mailbox has few distinct flag sets and FETCH 1:* renders one per message.
+        rendered = _RENDERED_FLAGS.get(flags)
+        if rendered is None:
+            if len(_RENDERED_FLAGS) >= _MAX_RENDERED_FLAGS:
+                _RENDERED_FLAGS.clear()
+            rendered = _RENDERED_FLAGS[flags] = _format_flags(flags)
+        return rendered
+    return _format_flags(flags)
+
+
+def _format_flags(flags: Iterable[str]) -> bytes:
     return " ".join(sorted(flags, key=lambda f: (not f.startswith("\\"), f.lower()))).encode()
+
+
+_RENDERED_FLAGS: dict[frozenset[str], bytes] = {}
+_MAX_RENDERED_FLAGS = 4096
