@@ -9,9 +9,11 @@ byte streams, framed into IMAP lines). Records go to the ``bridge.trace`` logger
 Theory of operation. ``ImapServer`` hands every chunk it reads to ``received`` and every
 chunk it writes to ``sent``. Each direction has a ``_Framer`` that splits the stream into
 lines and literals (RFC 3501 §4.3: ``{n}`` or ``{n+}`` at the end of a line announces n
-octets). Framing runs for every connection, traced or not, because a trace switched on in
-the middle of a session must know where a literal ends: otherwise message bytes would be
-read as lines and logged. Rendering and logging happen only for a traced login; before
+octets). While any login is traced, framing runs for every connection opened meanwhile,
+traced or not, because a trace switched on in the middle of a session must know where a
+literal ends: otherwise message bytes would be read as lines and logged. Connections
+opened while nothing is traced are not framed at all (and so are never traced).
+Rendering and logging happen only for a traced login; before
 login a connection's lines are kept (bounded) while any login is traced, and written out
 once the session turns out to belong to a traced login, so the LOGIN exchange is seen.
 
@@ -228,9 +230,31 @@ class WireTracer:
     def active(self) -> bool:
         return bool(self._logins)
 
-    def open(self, peer: str, login: Callable[[], str | None]) -> ConnectionTrace:
-        """A trace for a new connection (``ImapServer`` calls this: ``WireTap``)."""
+    def open(self, peer: str, login: Callable[[], str | None]) -> ConnectionTrace | _Untraced:
+        """A trace for a new connection (``ImapServer`` calls this: ``WireTap``).
+
+        While no login at all is traced, connections get a no-op trace: framing every
+        byte of every session costs about a fifth of a large FETCH. A trace switched on
+        later therefore covers the connections opened after it (the client's next
+        login), never a half-framed stream — which could read message bytes as lines."""
+        if not self.active:
+            return _UNTRACED
         return ConnectionTrace(self, peer, login)
+
+
+class _Untraced:
+    """The trace of a connection opened while nothing was traced: does nothing."""
+
+    __slots__ = ()
+
+    def received(self, data: bytes) -> None:
+        pass
+
+    def sent(self, data: bytes) -> None:
+        pass
+
+
+_UNTRACED = _Untraced()
 
 
 class ConnectionTrace:

@@ -958,6 +958,7 @@ class CachedBackend:
         pin = self.settings.pin_served
         bodies: dict[int, bytes] = {}
         to_load: list[ms.MessageRow] = []
+        to_read: list[ms.MessageRow] = []
         for row in rows:
             wants_bytes = bool(need & FetchNeed.BODY) or (pin and not row.pinned)
             if row.body_hash is not None and need & FetchNeed.SUMMARY and not self._summary(row):
@@ -966,7 +967,12 @@ class CachedBackend:
             if row.body_hash is None or row.summary is None:
                 to_load.append(row)
             elif wants_bytes:
-                data = await self.blobs.get(row.body_hash)
+                to_read.append(row)
+        if to_read:
+            # One thread hop for the whole chunk, not one per message.
+            cached = await self.blobs.get_many(r.body_hash for r in to_read if r.body_hash)
+            for row in to_read:
+                data = cached.get(row.body_hash or "")
                 if data is None:
                     to_load.append(row)
                 else:

@@ -29,7 +29,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +45,10 @@ def blob_hash(data: bytes) -> str:
 class _Entry:
     size: int
     last_access: float
+
+
+#: Last-access times are written to disk at most this often per blob (seconds).
+ACCESS_RESOLUTION = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,10 @@ class BlobCache:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._pins: set[str] = set()
+        # Blobs whose bytes were hashed since this process started: a blob is verified on
+        # its first read, not on every read (a 10,000-message TEXT search would otherwise
+        # hash every body each time). Files are written once, atomically, never modified.
+        self._verified: set[str] = set()
         self._total = 0
         (root / "objects").mkdir(parents=True, exist_ok=True)
         (root / "pins").mkdir(parents=True, exist_ok=True)
@@ -148,19 +156,33 @@ class BlobCache:
         except FileNotFoundError:
             self._forget(digest)
             return None
-        if blob_hash(data) != digest:
-            log.warning("blob %s was corrupt on disk; dropped it", digest[:12])
-            path.unlink(missing_ok=True)
-            self._forget(digest)
-            return None
+        if digest not in self._verified:
+            if len(data) != entry.size or blob_hash(data) != digest:
+                log.warning("blob %s was corrupt on disk; dropped it", digest[:12])
+                path.unlink(missing_ok=True)
+                self._forget(digest)
+                return None
+            self._verified.add(digest)
         now = self._now()
         with self._lock:
+            stale = now - entry.last_access > ACCESS_RESOLUTION
             entry.last_access = now
-        try:
-            os.utime(path, (now, now))
-        except OSError:
-            pass
+        if stale:
+            # The file's mtime carries the LRU order across restarts; coarse is enough.
+            try:
+                os.utime(path, (now, now))
+            except OSError:
+                pass
         return data
+
+    def get_many_sync(self, digests: Iterable[str]) -> dict[str, bytes]:
+        """Several blobs in one go (one thread hop for a whole FETCH/SEARCH chunk)."""
+        found: dict[str, bytes] = {}
+        for digest in digests:
+            data = self.get_sync(digest)
+            if data is not None:
+                found[digest] = data
+        return found
 
     def pin_sync(self, digest: str) -> None:
         """Pin ``digest``; once this returns, no eviction deletes it (see ``_evict``)."""
@@ -195,6 +217,7 @@ class BlobCache:
             entry = self._entries.pop(digest, None)
             if entry is not None:
                 self._total -= entry.size
+            self._verified.discard(digest)
 
     def _evict(self, keep: str | None = None) -> None:
         victims: list[str] = []
@@ -235,3 +258,6 @@ class BlobCache:
 
     async def get(self, digest: str) -> bytes | None:
         return await asyncio.to_thread(self.get_sync, digest)
+
+    async def get_many(self, digests: Iterable[str]) -> dict[str, bytes]:
+        return await asyncio.to_thread(self.get_many_sync, list(digests))

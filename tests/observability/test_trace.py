@@ -253,9 +253,12 @@ def test_enabling_inside_a_literal_never_logs_its_bytes(
     capture: tuple[WireTracer, _Capture],
 ) -> None:
     tracer, handler = capture
-    tracer.disable("alice")
-    trace = tracer.open("127.0.0.1", lambda: "alice")
     body = b"line one of a body\r\na99 LOGOUT looks like a command\r\n" * 20
+    # While some login (bob) is traced, every new connection is framed; alice's trace
+    # switched on in the middle of her APPEND literal picks up after the literal.
+    tracer.disable("alice")
+    tracer.enable("bob")
+    trace = tracer.open("127.0.0.1", lambda: "alice")
     trace.received(b"a1 APPEND INBOX {%d+}\r\n" % len(body) + body[:30])
     tracer.enable("alice")
     trace.received(body[30:] + b"\r\na2 NOOP\r\n")
@@ -263,6 +266,26 @@ def test_enabling_inside_a_literal_never_logs_its_bytes(
         f"C: a1 APPEND INBOX {{{len(body)}+}}<{len(body)} bytes>",
         "C: a2 NOOP",
     ]
+
+
+def test_connections_opened_while_nothing_is_traced_stay_silent(
+    capture: tuple[WireTracer, _Capture],
+) -> None:
+    tracer, handler = capture
+    body = b"line one of a body\r\na99 LOGOUT looks like a command\r\n" * 20
+    tracer.disable("alice")
+    assert not tracer.active
+    trace = tracer.open("127.0.0.1", lambda: "alice")
+    trace.received(b"a1 APPEND INBOX {%d+}\r\n" % len(body) + body[:30])
+    tracer.enable("alice")
+    trace.received(body[30:] + b"\r\na2 NOOP\r\n")
+    trace.sent(b"a2 OK done\r\n")
+    # Not framed from its start, so never traced: no line, and above all no body bytes.
+    assert handler.lines == []
+    # The client's next connection is traced.
+    fresh = tracer.open("127.0.0.1", lambda: "alice")
+    fresh.received(b"a3 NOOP\r\n")
+    assert handler.lines == ["C: a3 NOOP"]
 
 
 def test_long_lines_and_literals_are_cut(capture: tuple[WireTracer, _Capture]) -> None:
