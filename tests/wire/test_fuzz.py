@@ -84,7 +84,22 @@ def test_random_input_never_raises_and_connection_recovers(pieces: list[bytes], 
     if conn.state == "closed":
         return
     # Whatever state the junk left behind, a complete recovery sequence gets through:
-    # end any literal (the longest possible is 40 bytes), any line, then a NOOP.
-    recovery = b"\r\n" * 2 + b"x" * 45 + b"\r\n" * 2 + b"r1 NOOP\r\n"
+    # the rest of a literal in progress (an over-limit {n+} literal is swallowed whole,
+    # RFC 7888 §4, so that can be long), any accepted literal (at most 40 bytes), any
+    # line, then a NOOP.
+    pending = b"x" * conn.literal_remaining
+    recovery = pending + b"\r\n" * 2 + b"x" * 45 + b"\r\n" * 2 + b"r1 NOOP\r\n"
     tail = _drive(conn, [recovery])
     assert Noop("r1") in tail or conn.state == "closed"
+
+
+def test_an_oversized_non_synchronizing_literal_is_swallowed_then_commands_resume() -> None:
+    # RFC 7888 §4: the client sends a {n+} literal without waiting, so the server must read
+    # all n octets (however many) before the next command starts.
+    conn = ServerConnection(max_line=80, max_command_literal=40, max_nesting=8)
+    events = _drive(conn, [b"a1 LOGIN {500+}\r\n" + b"a9 NOOP\r\n" * 10])
+    assert conn.literal_remaining == 500 - 90
+    assert not any(isinstance(e, Noop) for e in events)  # literal bytes are not commands
+    tail = _drive(conn, [b"y" * 410 + b" x\r\nr1 NOOP\r\n"])
+    assert any(isinstance(e, ProtocolError) and e.tag == "a1" for e in tail)
+    assert Noop("r1") in tail

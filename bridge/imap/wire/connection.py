@@ -121,6 +121,12 @@ class ServerConnection:
         """The framer state's name (for logs and tests)."""
         return self._state.value
 
+    @property
+    def literal_remaining(self) -> int:
+        """Octets of a literal still expected (0 outside a literal): a ``{n+}`` literal
+        over the limit is read to its end and thrown away (RFC 7888 §4), however long."""
+        return self._remaining if self._state is _State.LITERAL else 0
+
     def receive_data(self, data: bytes) -> None:
         """Append received octets.  ``b""`` (EOF) is accepted and changes nothing."""
         if self._state is not _State.CLOSED and data:
