@@ -88,6 +88,7 @@ class ImapServer:
         idle_timeout_unauth: float = 60,
         write_timeout: float = 600,
         max_literal: int = 35 * 1024 * 1024,
+        max_commands: int = 1_000_000,
         allow_plaintext_auth: bool | None = None,
         throttle: LoginThrottle | None = None,
         name: str | None = None,
@@ -114,6 +115,7 @@ class ImapServer:
         # a stopped process keeping a zero window open). Ten minutes without the client
         # taking a single byte ends the connection.
         self.write_timeout = write_timeout
+        self.max_commands = max_commands
         self.max_literal = max_literal
         self.allow_plaintext_auth = allow_plaintext_auth
         self.throttle = throttle or LoginThrottle()
@@ -259,6 +261,7 @@ class ImapServer:
             allow_plaintext_auth=allow_plaintext,
             throttle=self.throttle,
             max_literal=self.max_literal,
+            max_commands=self.max_commands,
             on_close=writer.close,
             observer=self.observer,
         )

@@ -116,3 +116,22 @@ def test_throttle_window_and_delays() -> None:
     assert not throttle.is_blocked("q", "v")
     clock.now += 11
     assert not throttle.is_blocked("p", "u")
+
+
+async def test_a_connection_is_told_to_reconnect_after_max_commands() -> None:
+    from bridge.backend.memory import MemoryAuthenticator, MemoryBackend
+    from bridge.imap.session import ImapSession
+
+    sent: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        sent.append(data)
+
+    backend = MemoryBackend()
+    session = ImapSession(MemoryAuthenticator({"u": ("p", backend)}), send=send, max_commands=3)
+    await session.feed(b"a1 NOOP\r\na2 NOOP\r\na3 NOOP\r\na4 NOOP\r\na5 NOOP\r\n")
+    text = b"".join(sent)
+    assert all(f"a{n} OK".encode() in text for n in (1, 2, 3))
+    assert b"a4 " not in text and b"a5 " not in text
+    assert b"* BYE Too many commands" in text
+    assert session.closed

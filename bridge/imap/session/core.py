@@ -115,6 +115,7 @@ class ImapSession:
         sleep: Sleep = asyncio.sleep,
         max_literal: int = 35 * 1024 * 1024,
         idle_poke_interval: float = 120.0,
+        max_commands: int = 1_000_000,
         on_close: Callable[[], None] | None = None,
         observer: ImapObserver | None = None,
     ) -> None:
@@ -129,6 +130,10 @@ class ImapSession:
         self.sleep = sleep
         self.max_literal = max_literal
         self.idle_poke_interval = idle_poke_interval
+        #: Commands one connection may run before it is told to reconnect (``* BYE``):
+        #: a bound on what one runaway client loop can cost, far above real use.
+        self.max_commands = max_commands
+        self.commands_run = 0
         self.state = SessionState.NOT_AUTHENTICATED
         self.backend: MailBackend | None = None
         self.selected: SelectedMailbox | None = None
@@ -289,6 +294,12 @@ class ImapSession:
 
     async def run_command(self, command: Any) -> None:
         tag: str = command.tag
+        self.commands_run += 1
+        if self.commands_run > self.max_commands:
+            # RFC 3501 §7.1.5: BYE, then close; the client reconnects and carries on.
+            await self.emit(untagged("BYE Too many commands on this connection; reconnect"))
+            await self.close()
+            return
         if self.observer is not None:
             self._running = (tag, command_name(command), time.monotonic())
         if not is_allowed(command, self.state):
