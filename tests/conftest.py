@@ -6,11 +6,19 @@ Other test packages depend on these names: ``simulator`` and ``tenant`` (a ``Sim
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a landing must not depend on a lucky draw);
+# developers' runs keep exploring new ones. Long fuzzing lives in bench/fuzz_wire.py.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 from bridge.simulator import AppHandle, Simulator, TenantHandle, UserHandle
 

@@ -32,7 +32,9 @@ from bridge.imap.session import ImapSession, LoginThrottle
 FEED_TIMEOUT = 5.0  # seconds: far above any honest command on the memory backend
 STATES = ("not-authenticated", "authenticated", "selected")
 TAG = st.from_regex(r"[A-Za-z0-9.]{1,8}", fullmatch=True).filter(lambda t: t != "zz9")
-_RESPONSE = re.compile(rb"^(\* |\+ |\+$|[!#$&'\-./0-9:;<=>?@A-Z^_`a-z|~]+ (OK|NO|BAD|BYE)\b)")
+# RFC 3501 §9: tag = 1*<any ASTRING-CHAR except "+">; ASTRING-CHAR is any CHAR but CTL, SP
+# and ( ) { % * " \ — "[", "]" and "}" included.
+_RESPONSE = re.compile(rb'^(\* |\+ |\+$|[^\x00-\x20\x7f-\xff(){%*"\\+]+ (OK|NO|BAD|BYE)\b)')
 _LITERAL_END = re.compile(rb"\{(\d+)\}$")
 
 
