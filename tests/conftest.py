@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from bridge.simulator import AppHandle, Simulator, TenantHandle, UserHandle
+
 # CI replays the same examples every run (a landing must not depend on a lucky draw);
 # developers' runs keep exploring new ones. Long fuzzing lives in bench/fuzz_wire.py.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-from bridge.simulator import AppHandle, Simulator, TenantHandle, UserHandle
 
 _tenant_numbers = itertools.count(1)
 
