@@ -135,16 +135,20 @@ def _kv_value(value: object) -> str:
     return text
 
 
+def _base_fields(record: logging.LogRecord) -> dict[str, object]:
+    return {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+
+
 class KeyValueFormatter(logging.Formatter):
     """``ts=... level=info logger=bridge.imap msg="..." account=alice`` (logfmt style)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        fields = _base_fields(record)
         fields.update(_extras(record))
         line = " ".join(f"{k}={_kv_value(v)}" for k, v in fields.items())
         if record.exc_text:
@@ -156,12 +160,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        fields = _base_fields(record)
         for key, value in _extras(record).items():
             fields[key] = value if isinstance(value, (int, float, bool, type(None))) else str(value)
         if record.exc_text:
