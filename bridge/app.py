@@ -655,8 +655,11 @@ async def start_http(config: Config, store: Store, bridge: Bridge) -> tuple[Any,
     await runner.setup()
     site = web.TCPSite(runner, config.http.host, config.http.port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    port = sockets[0].getsockname()[1] if sockets else config.http.port
+    # The bound port (config may say 0: tests and the demo let the kernel choose).
+    port = config.http.port
+    for address in runner.addresses:
+        port = address[1]
+        break
     return runner, port
 
 
@@ -713,8 +716,8 @@ def demo(args: Any) -> int:
 
 def check(config_path: str | Path) -> int:
     """``graph-mail-bridge check``: see bridge.doctor."""
-    from bridge.config import ConfigError
     from bridge.doctor import check as run
+    from bridge.errors import ConfigError
 
     try:
         config = load_config(Path(config_path))

@@ -171,24 +171,6 @@ class _AutoBool(_Kind):
         raise _Bad("true, false or null", f"set {key} to true, false or null (automatic).")
 
 
-class _Str(_Kind):
-    def __init__(self, example: str, nullable: bool = False, pattern: str | None = None) -> None:
-        self.example, self.nullable = example, nullable
-        self.pattern = re.compile(pattern) if pattern else None
-
-    def parse(self, value: Any, key: str, ctx: _Context) -> Any:
-        if value is None and self.nullable:
-            return None
-        if (
-            isinstance(value, str)
-            and value
-            and (self.pattern is None or self.pattern.fullmatch(value))
-        ):
-            return value
-        null = " or null" if self.nullable else ""
-        raise _Bad(f"a non-empty string{null}", f"set {key} to a value such as {self.example!r}.")
-
-
 _HOSTNAME = re.compile(
     r"(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )

@@ -3,8 +3,7 @@
 ::
 
     BridgeError
-    ├── ConfigError        a configuration mistake; str() names file, line, key and fix
-    └── SetupError         something an operator must fix before the bridge can run
+    └── ConfigError        a configuration mistake; str() names file, line, key and fix
 """
 
 from __future__ import annotations
@@ -15,8 +14,4 @@ class BridgeError(Exception):
 
 
 class ConfigError(BridgeError):
-    pass
-
-
-class SetupError(BridgeError):
     pass

@@ -1,5 +1,4 @@
-"""Static checks STYLE.md asks for: ruff clean everywhere, mypy --strict on the layers
-that carry the protocol (IMAP wire, backend seams, MIME)."""
+"""Static checks STYLE.md asks for: ruff clean everywhere, mypy --strict on the package."""
 
 from __future__ import annotations
 

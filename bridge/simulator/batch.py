@@ -60,7 +60,7 @@ def _validate(body: Any) -> list[dict[str, Any]]:
                 raise bad_request(
                     f"Request '{r['id']}' depends on unknown id '{dep}'.", "BadRequest"
                 )
-    return reqs
+    return list(reqs)
 
 
 def _inner_request(ctx: Ctx, r: dict[str, Any]) -> SimRequest:

@@ -347,15 +347,15 @@ class Pipeline:
             if pause:
                 await asyncio.sleep(pause)
             if inspect.iscoroutinefunction(route.handler):
-                resp = await route.handler(ctx)  # type: ignore[misc]
+                resp = await route.handler(ctx)
             else:
                 with world.lock:
-                    resp = route.handler(ctx)  # type: ignore[assignment]
+                    resp = route.handler(ctx)
         finally:
             if slot:
                 assert ctx.user is not None
                 sim.throttle.release(app.client_id, ctx.user.id)
-        return resp, ctx  # type: ignore[return-value]
+        return resp, ctx
 
 
 def _num(value: float) -> str:

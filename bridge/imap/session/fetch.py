@@ -377,7 +377,7 @@ def _flags(selected: SelectedMailbox, message: MessageData) -> Raw:
 
 def _summary(key: tuple[str, int, int], name: str, message: MessageData) -> Raw:
     cached = RENDER_CACHE.get(key, name)
-    if cached is not None:
+    if isinstance(cached, Raw):
         return cached
     summary = message.summary
     if summary is None:

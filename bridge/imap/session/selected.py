@@ -100,9 +100,6 @@ class SelectedMailbox:
             return i + 1
         return None
 
-    def uid_of(self, seq: int) -> int:
-        return self._uids[seq - 1]
-
     def flags_of(self, uid: int) -> frozenset[str]:
         """Flags the client knows, with \\Recent if this session owns the message."""
         flags = self._flags.get(uid, frozenset())
