@@ -566,7 +566,7 @@ class CachedBackend:
         #: Read-ahead: folder id → highest UID already scheduled; the running loads.
         self._ahead: dict[str, int] = {}
         #: folder id → highest UID of the last FETCH there that had to download.
-        self._last_miss: dict[str, int] = {}
+        self._last_read: dict[str, int] = {}  # highest UID whose body a client read
         self._ahead_tasks: set[asyncio.Task[None]] = set()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -979,12 +979,16 @@ class CachedBackend:
                     bodies[row.uid] = data
         updated: dict[int, ms.MessageRow] = {}
         gone: set[int] = set()
-        if to_load and need & FetchNeed.BODY:
-            folder_id = to_load[0].folder_id
+        if rows and need & FetchNeed.BODY:
+            # A client reading bodies forward (mbsync, offlineimap, fetchmail ask for one
+            # message per command): keep the read-ahead window topped up on every read,
+            # hits included, so Graph always has requests in flight; refilling only on a
+            # miss would stall once per window.
+            folder_id = rows[0].folder_id
             top = max(row.uid for row in rows)
-            previous = self._last_miss.get(folder_id)
-            self._last_miss[folder_id] = top
-            if previous is not None and previous < min(row.uid for row in to_load):
+            previous = self._last_read.get(folder_id)
+            self._last_read[folder_id] = top
+            if previous is not None and previous < min(row.uid for row in rows):
                 self._read_ahead(folder_id, top)
         if to_load:
             results = await asyncio.gather(
@@ -1032,6 +1036,8 @@ class CachedBackend:
             lambda db: ms.bodies_missing_after(db, self.account_id, folder_id, after_uid, window)
         )
         if not rows:
+            # Nothing uncached ahead: look again only after half a window more reads.
+            self._ahead[folder_id] = max(self._ahead.get(folder_id, 0), after_uid + window)
             return
         self._ahead[folder_id] = max(self._ahead.get(folder_id, 0), rows[-1].uid)
         results = await asyncio.gather(

@@ -172,3 +172,41 @@ async def test_fetching_one_body_at_a_time_reads_ahead_without_extra_requests(
     finally:
         await acc.close()
         await app.aclose()
+
+
+async def test_reading_bodies_already_read_ahead_keeps_the_window_full(
+    tenant: Any, tmp_path: Path
+) -> None:
+    """Hits move the window too: a client consuming read-ahead bodies must not have to
+    hit an uncached one (and wait a whole Graph round trip) before the next ones start."""
+    sim, alice = tenant.sim, tenant.alice
+    count = 20
+    for n in range(count):
+        sim.deliver(alice, mail(n))
+    acc, app = await open_account(tenant, tmp_path)
+    try:
+        acc.settings = replace(acc.settings, read_ahead=6)
+        await acc.restart()
+        await acc.sync()
+        snap = await acc.backend.select("INBOX", read_only=True)
+        uids = [m.uid for m in snap.messages]
+        sim.reset_counters(alice)
+        await acc.backend.fetch(snap.mailbox_id, uids[0:1], FetchNeed.BODY)
+        await acc.backend.fetch(snap.mailbox_id, uids[1:2], FetchNeed.BODY)
+        await asyncio.gather(*acc.backend._ahead_tasks)
+        assert _kind(sim, alice, "GET message.value") == 8  # [0], [1], then [2]..[7]
+        # Read [2]..[5]: all cached already, yet the window moves on behind them.
+        for uid in uids[2:6]:
+            await acc.backend.fetch(snap.mailbox_id, [uid], FetchNeed.BODY)
+        await asyncio.gather(*acc.backend._ahead_tasks)
+        assert _kind(sim, alice, "GET message.value") > 8
+        missing = await acc.store.read(
+            lambda db: ms.bodies_missing_after(
+                db, acc.login, snap.mailbox_id, uids[5], 100
+            )
+        )
+        assert missing and missing[0].uid > uids[7]  # the bodies right after [7] came in
+        assert sim.counters(alice).max_concurrency <= 4
+    finally:
+        await acc.close()
+        await app.aclose()
