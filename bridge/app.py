@@ -504,6 +504,9 @@ async def run_daemon(
             listeners.bridge._spawn(listeners.bridge.start_all())
         notifier.ready()
 
+    # Signals can only be handled in the main thread (RuntimeError elsewhere: the demo's
+    # and benchmarks' embedded runs) and not on every platform (NotImplementedError);
+    # there ``stop`` is the way to end the daemon.
     with contextlib.suppress(NotImplementedError, RuntimeError):
         install_signal_handlers(loop, stop, reload)
 

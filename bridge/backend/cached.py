@@ -1270,7 +1270,7 @@ class CachedBackend:
                     return row, known is None
                 # The sync engine saw the new message first and gave it its UID; the
                 # client's own bytes still win for that UID (no client saw others).
-                ms.replace_body(
+                ms.record_body(
                     db,
                     self.account_id,
                     folder.folder_id,
@@ -1279,8 +1279,11 @@ class CachedBackend:
                     size=len(message),
                     summary=summary,
                     remote_hash=remote_hash or row.remote_hash,
+                    pin=True,
                 )
-                row = replace(row, body_hash=digest, size=len(message), summary=summary)
+                row = replace(
+                    row, body_hash=digest, size=len(message), summary=summary, pinned=True
+                )
             return row, known is None
 
         self._note(folder.folder_id, [created.id])

@@ -606,32 +606,15 @@ def record_body(
     size: int,
     summary: str,
     remote_hash: str | None,
+    pin: bool = False,
 ) -> None:
     """Record the bytes a UID serves: at the first download, or when the bytes were
-    re-downloaded or re-summarized (see ``bridge.backend.cached`` on pinning)."""
+    re-downloaded or re-summarized (see ``bridge.backend.cached`` on pinning); with
+    ``pin``, the client's own bytes of an APPEND, which must never be evicted."""
     db.execute(
-        "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, remote_hash = ?"
-        " WHERE account_id = ? AND folder_id = ? AND uid = ?",
-        [body_hash, size, summary, remote_hash, account_id, folder_id, uid],
-    )
-
-
-def replace_body(
-    db: sqlite_utils.Database,
-    account_id: str,
-    folder_id: str,
-    uid: int,
-    *,
-    body_hash: str,
-    size: int,
-    summary: str,
-    remote_hash: str | None,
-) -> None:
-    """Make a UID serve the client's own bytes (APPEND), pinned."""
-    db.execute(
-        "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, pinned = 1,"
-        " remote_hash = ? WHERE account_id = ? AND folder_id = ? AND uid = ?",
-        [body_hash, size, summary, remote_hash, account_id, folder_id, uid],
+        "UPDATE ms_messages SET body_hash = ?, size = ?, summary = ?, remote_hash = ?,"
+        " pinned = pinned OR ? WHERE account_id = ? AND folder_id = ? AND uid = ?",
+        [body_hash, size, summary, remote_hash, pin, account_id, folder_id, uid],
     )
 
 

@@ -9,6 +9,8 @@ per-mailbox counters, so every request the real ``GraphRemote`` makes is seen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,27 @@ async def test_full_pull_then_unchanged_pull_stay_within_the_goals(
         await app.aclose()
 
 
+@contextlib.asynccontextmanager
+async def _reading_inbox(
+    tenant: Any, tmp_path: Path, count: int
+) -> AsyncIterator[tuple[Account, Any, list[int]]]:
+    """An account with ``count`` synced INBOX messages, no body cached, a read-ahead
+    window of 6 and the simulator's counters reset: the start of a sequential reader."""
+    for n in range(count):
+        tenant.sim.deliver(tenant.alice, mail(n))
+    acc, app = await open_account(tenant, tmp_path)
+    try:
+        acc.settings = replace(acc.settings, read_ahead=6)
+        await acc.restart()
+        await acc.sync()
+        snap = await acc.backend.select("INBOX", read_only=True)
+        tenant.sim.reset_counters(tenant.alice)
+        yield acc, snap, [m.uid for m in snap.messages]
+    finally:
+        await acc.close()
+        await app.aclose()
+
+
 async def test_fetching_one_body_at_a_time_reads_ahead_without_extra_requests(
     tenant: Any, tmp_path: Path
 ) -> None:
@@ -142,16 +165,7 @@ async def test_fetching_one_body_at_a_time_reads_ahead_without_extra_requests(
     flight by reading ahead, and never downloads a body twice."""
     sim, alice = tenant.sim, tenant.alice
     count = 20
-    for n in range(count):
-        sim.deliver(alice, mail(n))
-    acc, app = await open_account(tenant, tmp_path)
-    try:
-        acc.settings = replace(acc.settings, read_ahead=6)
-        await acc.restart()
-        await acc.sync()
-        snap = await acc.backend.select("INBOX", read_only=True)
-        uids = [m.uid for m in snap.messages]
-        sim.reset_counters(alice)
+    async with _reading_inbox(tenant, tmp_path, count) as (acc, snap, uids):
         # One FETCH of one body is not a stream: no read-ahead.
         await acc.backend.fetch(snap.mailbox_id, uids[3:4], FetchNeed.BODY)
         assert _kind(sim, alice, "GET message.value") == 1
@@ -169,9 +183,6 @@ async def test_fetching_one_body_at_a_time_reads_ahead_without_extra_requests(
         await asyncio.gather(*acc.backend._ahead_tasks)
         assert _kind(sim, alice, "GET message.value") == count
         assert sim.counters(alice).max_concurrency <= 4
-    finally:
-        await acc.close()
-        await app.aclose()
 
 
 async def test_reading_bodies_already_read_ahead_keeps_the_window_full(
@@ -181,16 +192,7 @@ async def test_reading_bodies_already_read_ahead_keeps_the_window_full(
     hit an uncached one (and wait a whole Graph round trip) before the next ones start."""
     sim, alice = tenant.sim, tenant.alice
     count = 20
-    for n in range(count):
-        sim.deliver(alice, mail(n))
-    acc, app = await open_account(tenant, tmp_path)
-    try:
-        acc.settings = replace(acc.settings, read_ahead=6)
-        await acc.restart()
-        await acc.sync()
-        snap = await acc.backend.select("INBOX", read_only=True)
-        uids = [m.uid for m in snap.messages]
-        sim.reset_counters(alice)
+    async with _reading_inbox(tenant, tmp_path, count) as (acc, snap, uids):
         await acc.backend.fetch(snap.mailbox_id, uids[0:1], FetchNeed.BODY)
         await acc.backend.fetch(snap.mailbox_id, uids[1:2], FetchNeed.BODY)
         await asyncio.gather(*acc.backend._ahead_tasks)
@@ -201,12 +203,7 @@ async def test_reading_bodies_already_read_ahead_keeps_the_window_full(
         await asyncio.gather(*acc.backend._ahead_tasks)
         assert _kind(sim, alice, "GET message.value") > 8
         missing = await acc.store.read(
-            lambda db: ms.bodies_missing_after(
-                db, acc.login, snap.mailbox_id, uids[5], 100
-            )
+            lambda db: ms.bodies_missing_after(db, acc.login, snap.mailbox_id, uids[5], 100)
         )
         assert missing and missing[0].uid > uids[7]  # the bodies right after [7] came in
         assert sim.counters(alice).max_concurrency <= 4
-    finally:
-        await acc.close()
-        await app.aclose()
