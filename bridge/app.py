@@ -316,8 +316,11 @@ class Bridge:
         return runtime.identity
 
     def sender_remote_for(self, identity: AccountIdentity, address: str) -> Remote | None:
-        """Own address → own mailbox; a send-as address that is another configured
-        account's mailbox → that mailbox's Remote (its Sent Items); else None."""
+        """The mailbox an SMTP message from ``address`` goes out through: the account's
+        own for its own address; for an allowed send-as address, that address's own
+        mailbox (a running account's, or the one looked up when the account opened), so
+        Sent Items and sender are right; the account's own for an alias or a group.
+        None when the login may not send as ``address``."""
         wanted = address.casefold()
         own = self._live(identity.account_id)
         if own is None:
